@@ -1,0 +1,61 @@
+package tracing
+
+import (
+	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+)
+
+// SelfName is the collector name under which the receiver reports on itself
+// (kernel.receiver.*). No collector may register it.
+const SelfName = "receiver"
+
+var collectorLabel = metric.Label{Name: "collector", Description: "registered collector name"}
+
+// SelfMetrics declares the receiver's own metrics. They travel through the
+// same metrics pipeline as the kernel data, so an SRE sees on the same
+// dashboard which collectors run on which host and what was lost, without
+// scraping the collector's internal telemetry endpoint as well.
+var SelfMetrics = []metric.Desc{
+	{Name: "collector.active", Kind: metric.Gauge, Unit: "1", Labels: []metric.Label{collectorLabel},
+		Description: "1 while the collector is active or restarting, 0 when inactive (not supported here), failed or stopped; the log says why"},
+	{Name: "collector.restarts", Kind: metric.Counter, Unit: "{restart}", Labels: []metric.Label{collectorLabel},
+		Description: "times a tracing collector's Start was run again after it returned"},
+	{Name: "collector.panics", Kind: metric.Counter, Unit: "{panic}", Labels: []metric.Label{collectorLabel},
+		Description: "panics recovered in the collector's Start or Update"},
+	{Name: "collector.update.errors", Kind: metric.Counter, Unit: "{error}", Labels: []metric.Label{collectorLabel},
+		Description: "Update calls that failed, panicked, overran the collection interval or were skipped because the previous call had not returned"},
+	{Name: "events.saved", Kind: metric.Counter, Unit: "{event}",
+		Description: "events accepted into the queue towards the logs pipeline"},
+	{Name: "events.emitted", Kind: metric.Counter, Unit: "{event}",
+		Description: "events accepted by the logs pipeline"},
+	{Name: "events.dropped", Kind: metric.Counter, Unit: "{event}",
+		Labels: []metric.Label{{Name: "reason", Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline refused the batch) or stopped (saved during shutdown)"}},
+		Description: "events lost between a collector and the logs pipeline"},
+}
+
+// SelfData reports the manager's status and the sink's counters as points
+// of the SelfMetrics.
+func SelfData(statuses []Status, stats storage.Stats) []*metric.Data {
+	out := make([]*metric.Data, 0, 4*len(statuses)+5)
+	for _, s := range statuses {
+		l := map[string]string{"collector": s.Name}
+		active := 0.0
+		if s.State == StateActive || s.State == StateRestarting {
+			active = 1
+		}
+		out = append(out,
+			metric.NewGaugeData("collector.active", active, "", l),
+			metric.NewCounterData("collector.restarts", float64(s.Restarts), "", l),
+			metric.NewCounterData("collector.panics", float64(s.Panics), "", l),
+			metric.NewCounterData("collector.update.errors", float64(s.UpdateErrors), "", l),
+		)
+	}
+	out = append(out,
+		metric.NewCounterData("events.saved", float64(stats.Saved), "", nil),
+		metric.NewCounterData("events.emitted", float64(stats.Emitted), "", nil),
+	)
+	for _, reason := range []string{storage.DropQueueFull, storage.DropConsumerError, storage.DropStopped} {
+		out = append(out, metric.NewCounterData("events.dropped", float64(stats.Dropped[reason]), "", map[string]string{"reason": reason}))
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+//go:build linux
+
+package kernelreceiver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
+)
+
+// kernelReceiver is one `kernel` receiver: the collectors it runs, the
+// event sink feeding its logs pipeline and the loop feeding its metrics
+// pipeline. Everything it starts, it stops.
+type kernelReceiver struct {
+	set     receiver.Settings
+	cfg     *Config
+	logs    consumer.Logs    // nil without a logs pipeline
+	metrics consumer.Metrics // nil without a metrics pipeline
+	obs     *receiverhelper.ObsReport
+	forget  func() // removes this instance from its factory
+
+	startOnce, stopOnce sync.Once
+	startErr, stopErr   error
+
+	sink    *storage.Sink
+	manager *tracing.Manager
+	cancel  context.CancelFunc
+	loop    sync.WaitGroup
+}
+
+func newKernelReceiver(set receiver.Settings, cfg *Config) (*kernelReceiver, error) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID: set.ID, Transport: "kernel", ReceiverCreateSettings: set, LongLivedCtx: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &kernelReceiver{set: set, cfg: cfg, obs: obs}, nil
+}
+
+// Start runs once for both pipelines.
+func (r *kernelReceiver) Start(_ context.Context, _ component.Host) error {
+	r.startOnce.Do(func() { r.startErr = r.start() })
+	return r.startErr
+}
+
+func (r *kernelReceiver) start() error {
+	logger := r.set.Logger
+	q := r.cfg.EventQueue
+	var logs consumer.Logs
+	if r.logs != nil {
+		logs = r.observedLogs()
+	}
+	r.sink = storage.NewSink(logs, storage.Options{QueueSize: q.Size, BatchSize: q.BatchSize, FlushInterval: q.FlushInterval}, logger)
+	manager, err := tracing.NewManager(logger, r.sink, r.cfg.enabled())
+	if err != nil {
+		return err
+	}
+	r.manager = manager
+	r.sink.Start()
+	r.manager.Start()
+	for _, s := range r.manager.Status() {
+		logger.Info("collector", zap.String("collector", s.Name), zap.String("type", string(s.Type)),
+			zap.String("state", string(s.State)), zap.String("reason", s.Reason))
+	}
+	if r.metrics != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.cancel = cancel
+		r.loop.Add(1)
+		go r.metricsLoop(ctx)
+	}
+	return nil
+}
+
+// metricsLoop collects once at start, so metrics appear without waiting a
+// whole interval, and then every collection_interval.
+func (r *kernelReceiver) metricsLoop(ctx context.Context) {
+	defer r.loop.Done()
+	b := metric.NewBuilder(metadata.ScopeName, r.set.BuildInfo.Version)
+	ticker := time.NewTicker(r.cfg.CollectionInterval)
+	defer ticker.Stop()
+	for {
+		r.collect(ctx, b)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (r *kernelReceiver) collect(ctx context.Context, b *metric.Builder) {
+	// A round may use the whole interval; an Update slower than that is
+	// abandoned for this round rather than delaying every other collector.
+	roundCtx, cancel := context.WithTimeout(ctx, r.cfg.CollectionInterval)
+	defer cancel()
+	r.manager.Collect(roundCtx, b)
+	md := b.Emit()
+	if md.DataPointCount() == 0 {
+		return
+	}
+	obsCtx := r.obs.StartMetricsOp(ctx)
+	err := r.metrics.ConsumeMetrics(ctx, md)
+	r.obs.EndMetricsOp(obsCtx, "kernel", md.DataPointCount(), err)
+	if err != nil && ctx.Err() == nil {
+		r.set.Logger.Warn("metrics pipeline refused a collection round", zap.Error(err), zap.Int("points", md.DataPointCount()))
+	}
+}
+
+// observedLogs reports every batch to the collector's standard receiver
+// telemetry (otelcol_receiver_accepted/refused_log_records).
+func (r *kernelReceiver) observedLogs() consumer.Logs {
+	c, _ := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		obsCtx := r.obs.StartLogsOp(ctx)
+		err := r.logs.ConsumeLogs(ctx, ld)
+		r.obs.EndLogsOp(obsCtx, "kernel", ld.LogRecordCount(), err)
+		return err
+	})
+	return c
+}
+
+// Shutdown runs once for both pipelines: stop collecting metrics, stop the
+// collectors, then flush the events they saved.
+func (r *kernelReceiver) Shutdown(ctx context.Context) error {
+	r.stopOnce.Do(func() {
+		defer r.forget()
+		if r.cancel != nil {
+			r.cancel()
+			r.loop.Wait()
+		}
+		var errs []error
+		if r.manager != nil {
+			errs = append(errs, r.manager.Shutdown(ctx))
+		}
+		if r.sink != nil {
+			errs = append(errs, r.sink.Shutdown(ctx))
+		}
+		r.stopErr = errors.Join(errs...)
+	})
+	return r.stopErr
+}
+
+// Status reports on every collector of this receiver.
+func (r *kernelReceiver) Status() []tracing.Status {
+	if r.manager == nil {
+		return nil
+	}
+	return r.manager.Status()
+}
