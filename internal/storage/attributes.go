@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,11 +181,14 @@ func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
 	return v, true
 }
 
+// putMap adds a map's entries in key order, so that the same data always
+// gives the same record.
 func putMap(attrs pcommon.Map, v reflect.Value) {
 	attrs.EnsureCapacity(attrs.Len() + v.Len())
-	it := v.MapRange()
-	for it.Next() {
-		putValue(attrs.PutEmpty(it.Key().String()), it.Value())
+	keys := v.MapKeys()
+	slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range keys {
+		putValue(attrs.PutEmpty(k.String()), v.MapIndex(k))
 	}
 }
 
