@@ -159,7 +159,7 @@ func (cfg *Config) unmarshalCollector(reg *tracing.Registration, section any) er
 
 // Marshal writes the configuration back in the same shape Unmarshal reads,
 // so `otelcol-kernel print-config` shows every collector's effective settings.
-func (cfg *Config) Marshal(conf *confmap.Conf) error {
+func (cfg Config) Marshal(conf *confmap.Conf) error {
 	if err := conf.Marshal(cfg.ReceiverSettings); err != nil {
 		return err
 	}

@@ -1,0 +1,138 @@
+//go:build linux
+
+package kernelreceiver
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
+)
+
+// pingTracer saves one event each time it starts, then waits for shutdown.
+type pingTracer struct{ s tracing.Settings }
+
+type pingEvent struct {
+	Seq int `json:"seq" doc:"sequence number"`
+}
+
+func (p *pingTracer) Start(ctx context.Context) error {
+	if err := p.s.Storage.Save("ping", "", time.Now(), pingEvent{Seq: 1}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func registerPing(t *testing.T) {
+	tracing.RegisterEventTracing("rcvtest_ping", func(s tracing.Settings) (*tracing.EventTracingAttr, error) {
+		return &tracing.EventTracingAttr{TracingData: &pingTracer{s}, Interval: time.Second, Flag: tracing.FlagTracing}, nil
+	}, tracing.WithDescription("test"), tracing.WithEvent("ping", pingEvent{}, "a ping"))
+	t.Cleanup(func() { tracing.Unregister("rcvtest_ping") })
+}
+
+func TestOneInstanceServesBothPipelines(t *testing.T) {
+	registerPing(t)
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 100 * time.Millisecond
+	set := receivertest.NewNopSettings(metadata.Type)
+	logs, metrics := &consumertest.LogsSink{}, &consumertest.MetricsSink{}
+	lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
+	require.NoError(t, err)
+	require.Same(t, lr, mr, "one receiver instance per component ID")
+
+	host := componenttest.NewNopHost()
+	require.NoError(t, lr.Start(context.Background(), host))
+	require.NoError(t, mr.Start(context.Background(), host)) // the second Start is a no-op
+
+	require.Eventually(t, func() bool { return logs.LogRecordCount() == 1 }, 5*time.Second, 10*time.Millisecond)
+	rec := logs.AllLogs()[0].ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+	assert.Equal(t, "kernel.ping", rec.EventName())
+
+	require.Eventually(t, func() bool { return len(metrics.AllMetrics()) >= 2 }, 5*time.Second, 10*time.Millisecond)
+	names := metricNames(metrics.AllMetrics()[0])
+	assert.Contains(t, names, "kernel.loadavg.load1")
+	assert.Contains(t, names, "kernel.receiver.collector.active")
+
+	require.NoError(t, lr.Shutdown(context.Background()))
+	require.NoError(t, mr.Shutdown(context.Background()))
+	assert.Equal(t, 1, logs.LogRecordCount(), "the tracer was not started twice")
+
+	again, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	assert.NotSame(t, lr, again, "a shut-down instance is not reused")
+	require.NoError(t, again.Shutdown(context.Background()))
+}
+
+func TestLogsOnlyAndMetricsOnly(t *testing.T) {
+	registerPing(t)
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 100 * time.Millisecond
+
+	logs := &consumertest.LogsSink{}
+	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
+	require.NoError(t, err)
+	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return logs.LogRecordCount() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, lr.Shutdown(context.Background()))
+
+	metrics := &consumertest.MetricsSink{}
+	mr, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, metrics)
+	require.NoError(t, err)
+	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool { return len(metrics.AllMetrics()) >= 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, mr.Shutdown(context.Background()))
+	assert.Contains(t, metricNames(metrics.AllMetrics()[0]), "kernel.loadavg.load1")
+}
+
+func TestTwoReceiversAreIndependent(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 100 * time.Millisecond
+	setA, setB := receivertest.NewNopSettings(metadata.Type), receivertest.NewNopSettings(metadata.Type)
+	setA.ID = component.MustNewIDWithName("kernel", "a")
+	setB.ID = component.MustNewIDWithName("kernel", "b")
+	sinkA, sinkB := &consumertest.MetricsSink{}, &consumertest.MetricsSink{}
+	ra, err := f.CreateMetrics(context.Background(), setA, cfg, sinkA)
+	require.NoError(t, err)
+	rb, err := f.CreateMetrics(context.Background(), setB, cfg, sinkB)
+	require.NoError(t, err)
+	require.NotSame(t, ra, rb)
+	require.NoError(t, ra.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, rb.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, ra.Shutdown(context.Background()))
+
+	// b keeps collecting after a stopped.
+	n := len(sinkB.AllMetrics())
+	require.Eventually(t, func() bool { return len(sinkB.AllMetrics()) >= n+2 }, 5*time.Second, 10*time.Millisecond)
+	stoppedAt := len(sinkA.AllMetrics())
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, stoppedAt, len(sinkA.AllMetrics()), "a stopped for good")
+	require.NoError(t, rb.Shutdown(context.Background()))
+}
+
+func metricNames(md pmetric.Metrics) []string {
+	var out []string
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				out = append(out, m.Name())
+			}
+		}
+	}
+	return out
+}
