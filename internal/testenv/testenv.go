@@ -1,0 +1,145 @@
+// Package testenv gives integration tests the kernel situations they need
+// (root, a frozen filesystem with tasks stuck in D state, ...) and undoes
+// every change it makes when the test ends, even on failure.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips the test, naming the capability, unless it runs as root.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("needs root (%s)", why)
+	}
+}
+
+// RequireTool skips the test, naming the missing program, unless all of
+// tools are on PATH.
+func RequireTool(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs the %s program", tool)
+		}
+	}
+}
+
+// Run runs a command and fails the test with its output if it fails.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// cleanupRun runs a cleanup command, reporting (not fataling) a failure.
+func cleanupRun(t testing.TB, name string, args ...string) {
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Errorf("cleanup: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// FrozenFS is an ext4 filesystem on a loop device, mounted and frozen:
+// every write to it blocks its writer in uninterruptible sleep (D state)
+// until Thaw.
+type FrozenFS struct {
+	Dir    string
+	t      testing.TB
+	thawed bool
+	procs  []*exec.Cmd
+}
+
+// NewFrozenFS makes a 32 MiB ext4 image in a temporary directory, attaches
+// it to a loop device, mounts and freezes it. The test's cleanup thaws,
+// reaps the writers, unmounts and detaches, in that order.
+func NewFrozenFS(t testing.TB) *FrozenFS {
+	t.Helper()
+	RequireRoot(t, "loop devices, mount and fsfreeze")
+	RequireTool(t, "losetup", "mkfs.ext4", "fsfreeze", "mount", "umount")
+	base := t.TempDir()
+	img := filepath.Join(base, "fs.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(32 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dev := Run(t, "losetup", "--find", "--show", img)
+	t.Cleanup(func() { cleanupRun(t, "losetup", "-d", dev) })
+	Run(t, "mkfs.ext4", "-q", dev)
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	Run(t, "mount", dev, mnt)
+	t.Cleanup(func() { cleanupRun(t, "umount", mnt) })
+	fs := &FrozenFS{Dir: mnt, t: t}
+	Run(t, "fsfreeze", "-f", mnt)
+	t.Cleanup(fs.Thaw) // runs before the umount above (cleanups are LIFO)
+	return fs
+}
+
+// StartWriters starts n shell processes that each write a file on the
+// frozen filesystem, and waits until all of them are in D state. It returns
+// their pids.
+func (fs *FrozenFS) StartWriters(n int) []int {
+	fs.t.Helper()
+	var pids []int
+	for i := range n {
+		cmd := exec.Command("sh", "-c", fmt.Sprintf("echo x > %s/f%d", fs.Dir, i))
+		if err := cmd.Start(); err != nil {
+			fs.t.Fatal(err)
+		}
+		fs.procs = append(fs.procs, cmd)
+		pids = append(pids, cmd.Process.Pid)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for TaskState(pid) != "D" {
+			if time.Now().After(deadline) {
+				fs.t.Fatalf("writer %d never entered D state (state %q)", pid, TaskState(pid))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return pids
+}
+
+// Thaw unfreezes the filesystem and waits for the writers to finish.
+func (fs *FrozenFS) Thaw() {
+	if fs.thawed {
+		return
+	}
+	fs.thawed = true
+	cleanupRun(fs.t, "fsfreeze", "-u", fs.Dir)
+	for _, p := range fs.procs {
+		_ = p.Wait()
+	}
+}
+
+// TaskState is the one-letter state of a task from /proc/<pid>/stat ("" if gone).
+func TaskState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The comm field may hold spaces: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
