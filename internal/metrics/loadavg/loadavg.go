@@ -22,7 +22,7 @@ type Config struct {
 	// ScanThreads counts D-state threads by reading every thread's stat
 	// file. Turn it off on hosts with very many threads to save that cost;
 	// nr_uninterruptible is then not reported.
-	ScanThreads bool `mapstructure:"scan_threads"`
+	ScanThreads bool `mapstructure:"scan_threads" doc:"count D-state threads by reading every thread's stat file (one small read per thread per interval)"`
 }
 
 func init() {
