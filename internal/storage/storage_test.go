@@ -62,7 +62,7 @@ type richEvent struct {
 }
 
 func (richEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberWarn }
-func (richEvent) Summary() string                { return "task 42 was killed" }
+func (richEvent) Summary() string               { return "task 42 was killed" }
 
 func sampleEvent() *richEvent {
 	e := &richEvent{

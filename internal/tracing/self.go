@@ -29,7 +29,7 @@ var SelfMetrics = []metric.Desc{
 	{Name: "events.emitted", Kind: metric.Counter, Unit: "{event}",
 		Description: "events accepted by the logs pipeline"},
 	{Name: "events.dropped", Kind: metric.Counter, Unit: "{event}",
-		Labels: []metric.Label{{Name: "reason", Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline refused the batch) or stopped (saved during shutdown)"}},
+		Labels:      []metric.Label{{Name: "reason", Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline refused the batch) or stopped (saved during shutdown)"}},
 		Description: "events lost between a collector and the logs pipeline"},
 }
 
