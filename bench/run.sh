@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the receiver's benchmarks the way BENCHMARKS.md reports them:
+# 5 runs of each, 2 s per run, so benchstat can give a spread.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-5}
+go test -run '^$' -bench . -benchtime 2s -count "$count" -benchmem \
+  ./internal/storage/ ./internal/metric/ | tee "${OUT:-/dev/stderr}" | grep -E '^(Benchmark|ok|FAIL)'
