@@ -69,7 +69,7 @@ type linkEvent struct {
 	DriverVersion   string `json:"driver_version,omitempty" doc:"driver version (ethtool)"`
 	FirmwareVersion string `json:"firmware_version,omitempty" doc:"firmware version (ethtool)"`
 	BusInfo         string `json:"bus_info,omitempty" doc:"bus address, e.g. the PCI slot (ethtool)"`
-	NetnsInode      uint64 `json:"netns_inode" doc:"inode of the interface's network namespace (as in /proc/PID/ns/net)"`
+	NetnsInode      uint32 `json:"netns_inode" doc:"inode of the interface's network namespace (as in /proc/PID/ns/net)"`
 }
 
 func (e *linkEvent) Severity() plog.SeverityNumber {
@@ -128,7 +128,7 @@ type netdevCollector struct {
 }
 
 type seriesKey struct {
-	netns          uint64
+	netns          uint32
 	ifindex        int
 	device, change string
 }
@@ -282,7 +282,7 @@ func hwAddr(a net.HardwareAddr) string {
 	return a.String()
 }
 
-func (c *netdevCollector) count(netnsInode uint64, idx int, device, change, driver string) {
+func (c *netdevCollector) count(netnsInode uint32, idx int, device, change, driver string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := seriesKey{netnsInode, idx, device, change}
@@ -295,7 +295,7 @@ func (c *netdevCollector) count(netnsInode uint64, idx int, device, change, driv
 	s.count++
 }
 
-func (c *netdevCollector) markRemoved(netnsInode uint64, idx int) {
+func (c *netdevCollector) markRemoved(netnsInode uint32, idx int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, s := range c.counts {
@@ -315,7 +315,7 @@ func (c *netdevCollector) Update() ([]*metric.Data, error) {
 	for k, s := range c.counts {
 		out = append(out, metric.NewCounterData("link_changes", float64(s.count), "", map[string]string{
 			"device": k.device, "change": k.change, "driver": s.driver,
-			"netns_inode": strconv.FormatUint(k.netns, 10),
+			"netns_inode": strconv.FormatUint(uint64(k.netns), 10),
 		}))
 		if s.removed {
 			delete(c.counts, k)
@@ -329,7 +329,7 @@ type watcher struct {
 	path   string // "" for the receiver's own namespace
 	logger *zap.Logger
 	ns     netns.NsHandle
-	inode  uint64
+	inode  uint32
 	state  map[int]linkState // by ifindex; only the Start goroutine touches it
 	tool   *ethtool.Ethtool  // nil when ethtool is unavailable in this namespace
 	done   chan struct{}
@@ -353,7 +353,7 @@ func newWatcher(path string, logger *zap.Logger) (*watcher, error) {
 		w.ns.Close()
 		return nil, fmt.Errorf("network namespace %q: %w", nsName(path), err)
 	}
-	w.inode = st.Ino
+	w.inode = uint32(st.Ino) // namespace inodes come from proc_alloc_inum: 32 bits
 	w.tool, err = ethtoolIn(w.ns, path == "")
 	if err != nil {
 		logger.Info("no ethtool driver info in this network namespace", zap.String("netns", nsName(path)), zap.Error(err))
