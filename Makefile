@@ -1,0 +1,104 @@
+# otelcol-kernel: the kernel receiver and its ocb-built Collector distribution.
+# `make help` lists the targets. Go 1.26 must be on PATH; the rest is fetched on demand.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT     := $(CURDIR)
+TOOLS    := $(ROOT)/.tools
+OCB      := $(TOOLS)/ocb
+MDATAGEN := $(TOOLS)/mdatagen
+DIST     := distribution/_build
+BINARY   := $(DIST)/otelcol-kernel
+CONFIG   ?= distribution/config.yaml
+# for `make validate` of the Elasticsearch config when the variable is not set
+ELASTICSEARCH_ENDPOINT ?= http://127.0.0.1:9200
+
+# Programs the tests and the collectors use, and the Debian package of each.
+DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux fsfreeze:util-linux mount:mount
+
+.PHONY: help deps tools generate docs build run validate test lint clean
+
+help:
+	@echo 'make run       build the distribution and run it with $(CONFIG)'
+	@echo 'make test      every test, with skip reasons and a closing "N passed, N failed, N skipped" line'
+	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
+	@echo 'make validate  otelcol-kernel validate on both distribution configs'
+	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
+	@echo 'make generate  mdatagen for the receiver, go generate, docs'
+	@echo 'make docs      regenerate receiver/kernelreceiver/documentation.md'
+	@echo 'make tools     build ocb and mdatagen into .tools/ (pinned in tools/go.mod)'
+	@echo 'make deps      apt-get install the programs the tests need, if missing'
+	@echo 'make clean     remove build output, tool binaries and collector data'
+
+# Installs missing Debian packages when running as root with apt-get; otherwise only says what is missing
+# (the tests that need a missing program skip, naming it).
+deps:
+	@missing=""; \
+	for pair in $(DEB_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin:/sbin command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -z "$${missing// /}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	else \
+	  echo "missing Debian packages (tests needing them will skip):$$missing"; \
+	fi
+
+$(OCB) $(MDATAGEN): tools/go.mod tools/go.sum
+	@mkdir -p $(TOOLS)
+	go -C tools build -o $(OCB) go.opentelemetry.io/collector/cmd/builder
+	go -C tools build -o $(MDATAGEN) go.opentelemetry.io/collector/cmd/mdatagen
+	@touch $(OCB) $(MDATAGEN)
+
+tools: $(OCB) $(MDATAGEN)
+
+# mdatagen deletes documentation.md when metadata.yaml declares no metrics or events (ours come from the
+# collectors' registrations), so docs is regenerated last.
+generate:
+	go -C tools tool mdatagen $(ROOT)/receiver/kernelreceiver/metadata.yaml
+	go generate ./...
+	$(MAKE) --no-print-directory docs
+
+docs:
+	go test -count=1 ./receiver/kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
+
+# Two steps (see /work/shared/notes/toolchain.md): ocb generates the sources and go.mod, tidies and checks
+# versions; then it compiles without touching go.mod again.
+build: $(OCB)
+	@mkdir -p distribution
+	$(OCB) --config builder-config.yaml --skip-compilation
+	$(OCB) --config builder-config.yaml --skip-generate --skip-get-modules
+	@ls -l $(BINARY)
+
+run: deps build
+	$(BINARY) --config $(CONFIG)
+
+validate: build
+	$(BINARY) validate --config distribution/config.yaml
+	ELASTICSEARCH_ENDPOINT=$(ELASTICSEARCH_ENDPOINT) $(BINARY) validate --config distribution/config-elasticsearch.yaml
+	@echo 'both configs are valid'
+
+# The distribution is built first so test/e2e finds a fresh binary; if that build fails the tests still run
+# and the e2e test reports the failure. The last line is "N passed, N failed, N skipped".
+test: deps
+	@mkdir -p $(TOOLS); echo "make build (log: .tools/build.log)"; \
+	$(MAKE) --no-print-directory build > $(TOOLS)/build.log 2>&1 || \
+	  { tail -n 30 $(TOOLS)/build.log; echo 'make build failed; the e2e test will report it'; }
+	@go build -o $(TOOLS)/testsummary ./internal/cmd/testsummary
+	go test -json -count=1 -timeout 30m ./... 2>&1 | $(TOOLS)/testsummary
+
+lint:
+	go vet ./...
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './$(DIST)/*' -not -path '*/testdata/*' | xargs gofmt -l); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+	GOOS=darwin go vet ./receiver/...
+	@echo 'lint ok'
+
+clean:
+	rm -rf $(DIST) $(TOOLS) otelcol-kernel-data

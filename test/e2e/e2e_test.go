@@ -1,0 +1,448 @@
+// Package e2e builds the otelcol-kernel distribution, runs it with the default
+// configuration (distribution/config.yaml) and checks what comes out of its
+// file and Prometheus exporters, including an event for a real link change.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+const (
+	metricName     = "kernel.loadavg.load1" // a metric every Linux host has
+	promMetricName = "kernel_loadavg_load1"
+	eventName      = "kernel.netdev"
+	waitFor        = 30 * time.Second
+)
+
+func TestDistribution(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux (the kernel receiver only runs there)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_ADMIN to create a network interface in the host network namespace)")
+	}
+	for _, tool := range []string{"ip", "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs the %s program", tool)
+		}
+	}
+
+	root := repoRoot(t)
+	bin := buildDistribution(t, root)
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "kernel.jsonl")
+	promAddr := freeLoopbackAddr(t)
+	healthAddr := freeLoopbackAddr(t)
+	col := startCollector(t, bin, dir,
+		"--config", filepath.Join(root, "distribution", "config.yaml"),
+		"--set=receivers::kernel::collection_interval=1s",
+		"--set=receivers::kernel::netdev::enabled=true",
+		"--set=exporters::file::path="+out,
+		"--set=exporters::prometheus::endpoint="+promAddr,
+		"--set=extensions::health_check::endpoint="+healthAddr,
+		"--set=service::telemetry::metrics::level=none",
+	)
+
+	col.waitUntil(t, "the health check reports the collector available", func() (bool, string) {
+		body, err := get("http://" + healthAddr + "/")
+		return err == nil && strings.Contains(body, "Server available"), fmt.Sprint(body, err)
+	})
+
+	t.Run("prometheus", func(t *testing.T) {
+		col.waitUntil(t, "Prometheus serves "+promMetricName, func() (bool, string) {
+			body, err := get("http://" + promAddr + "/metrics")
+			if err != nil {
+				return false, err.Error()
+			}
+			var kernel []string
+			for _, l := range strings.Split(body, "\n") {
+				if strings.HasPrefix(l, "kernel_") {
+					kernel = append(kernel, l)
+				}
+			}
+			for _, l := range kernel {
+				if strings.HasPrefix(l, promMetricName+"{") || strings.HasPrefix(l, promMetricName+" ") {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d kernel_ series: %s", len(kernel), strings.Join(kernel, "\n"))
+		})
+	})
+
+	t.Run("file_metrics", func(t *testing.T) {
+		col.waitUntil(t, "the file exporter writes "+metricName, func() (bool, string) {
+			metrics, _, err := readOutput(out)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, md := range metrics {
+				if hasMetric(md, metricName) {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d resourceMetrics lines, none with %s", len(metrics), metricName)
+		})
+	})
+
+	t.Run("netdev_event", func(t *testing.T) {
+		ifname := "e2e" + strconv.Itoa(os.Getpid())
+		addLink(t, ifname)
+		// Toggle until the event shows up: the netdev collector subscribes to
+		// rtnetlink when it starts, which may be just after the first toggle.
+		var changes []string
+		both := func() bool { return slices.Contains(changes, "admin_up") && slices.Contains(changes, "admin_down") }
+		deadline := time.Now().Add(waitFor)
+		for !both() && time.Now().Before(deadline) {
+			run(t, "ip", "link", "set", "dev", ifname, "up")
+			time.Sleep(200 * time.Millisecond)
+			run(t, "ip", "link", "set", "dev", ifname, "down")
+			for range 10 { // the file exporter flushes every second
+				time.Sleep(300 * time.Millisecond)
+				_, logs, err := readOutput(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if changes = linkEvents(logs, ifname); both() {
+					break
+				}
+			}
+		}
+		if len(changes) == 0 {
+			t.Fatalf("no %s log record with ifname=%s in %s within %s", eventName, ifname, out, waitFor)
+		}
+		t.Logf("%s records for %s, by change: %v", eventName, ifname, changes)
+		// README: bringing an interface up and down gives records with change admin_up and admin_down.
+		for _, want := range []string{"admin_up", "admin_down"} {
+			if !slices.Contains(changes, want) {
+				t.Errorf("no %s record for %s with change=%s; got %v", eventName, ifname, want, changes)
+			}
+		}
+	})
+
+	// The link is gone before the collector stops (Cleanup of the subtest).
+	t.Run("shutdown", func(t *testing.T) {
+		code, err := col.stop(20 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("collector exited with status %d after SIGTERM", code)
+		}
+	})
+}
+
+// repoRoot is the directory of the root go.mod, two levels up from here.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "builder-config.yaml")); err != nil {
+		t.Fatalf("repo root not found: %v", err)
+	}
+	return dir
+}
+
+// buildDistribution runs `make build` unless the binary is newer than every
+// input of the build (non-test .go files, go.mod/go.sum, builder-config.yaml).
+func buildDistribution(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(root, "distribution", "_build", "otelcol-kernel")
+	if newer, err := newestInput(root); err != nil {
+		t.Fatal(err)
+	} else if st, err := os.Stat(bin); err == nil && st.ModTime().After(newer.mod) {
+		t.Logf("using %s: newer than every build input", bin)
+		return bin
+	} else if err == nil {
+		t.Logf("rebuilding: %s is newer than the binary", newer.path)
+	}
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-time.Minute))
+		defer cancel()
+	}
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, "build")
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, tail(buf.String(), 60))
+	}
+	t.Logf("make build took %s", time.Since(start).Round(time.Second))
+	return bin
+}
+
+type input struct {
+	path string
+	mod  time.Time
+}
+
+func newestInput(root string) (input, error) {
+	var newest input
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			switch {
+			case path == root:
+			case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "otelcol-kernel-data":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !(strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") ||
+			name == "go.mod" || name == "go.sum" || name == "builder-config.yaml") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(newest.mod) {
+			newest = input{path, info.ModTime()}
+		}
+		return nil
+	})
+	return newest, err
+}
+
+type collector struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // of Wait, once done is closed
+}
+
+// startCollector runs bin in dir with its output in dir/collector.log, which
+// is logged if the test fails. It is killed at the end of the test if it still runs.
+func startCollector(t *testing.T, bin, dir string, args ...string) *collector {
+	t.Helper()
+	logPath := filepath.Join(dir, "collector.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		logFile.Close()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("collector log (%s), last lines:\n%s", strings.Join(args, " "), tail(string(b), 80))
+		}
+	})
+	return c
+}
+
+// stop sends SIGTERM and returns the exit status.
+func (c *collector) stop(timeout time.Duration) (int, error) {
+	select {
+	case <-c.done:
+		return c.cmd.ProcessState.ExitCode(), fmt.Errorf("collector had already exited: %v", c.err)
+	default:
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return -1, err
+	}
+	select {
+	case <-c.done:
+		return c.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("collector still running %s after SIGTERM", timeout)
+	}
+}
+
+// readOutput parses the file exporter's JSON lines (one OTLP batch each).
+// A last line still being written is ignored.
+func readOutput(path string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			return metrics, logs, nil
+		} else if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte(`{"resourceMetrics"`)):
+			md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(line)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			metrics = append(metrics, md)
+		case bytes.HasPrefix(line, []byte(`{"resourceLogs"`)):
+			ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			logs = append(logs, ld)
+		}
+	}
+}
+
+func hasMetric(md pmetric.Metrics, name string) bool {
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if m.Name() == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// linkEvents returns the `change` attribute of every kernel.netdev record
+// about ifname ("?" when it has none).
+func linkEvents(logs []plog.Logs, ifname string) []string {
+	var changes []string
+	for _, ld := range logs {
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					if lr.EventName() != eventName {
+						continue
+					}
+					if v, ok := lr.Attributes().Get("ifname"); !ok || v.AsString() != ifname {
+						continue
+					}
+					change := "?"
+					if v, ok := lr.Attributes().Get("change"); ok {
+						change = v.AsString()
+					}
+					changes = append(changes, change)
+				}
+			}
+		}
+	}
+	return changes
+}
+
+// addLink creates a dummy interface (a veth pair if the dummy driver is
+// missing) in the host network namespace, deleted when the test ends.
+func addLink(t *testing.T, name string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "link", "add", name, "type", "dummy").CombinedOutput(); err != nil {
+		t.Logf("dummy link: %v: %s; trying veth", err, out)
+		run(t, "ip", "link", "add", name, "type", "veth", "peer", "name", name+"p")
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "link", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("cleanup: ip link del %s: %v: %s", name, err, out)
+		}
+	})
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after waitFor or as
+// soon as the collector exits.
+func (c *collector) waitUntil(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		select {
+		case <-c.done:
+			t.Fatalf("the collector exited (%v) while waiting until %s", c.err, what)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s; last state: %s", waitFor, what, last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func get(url string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
