@@ -26,7 +26,7 @@ help:
 	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
 	@echo 'make validate  otelcol-kernel validate on both distribution configs'
 	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
-	@echo 'make generate  mdatagen for the receiver, go generate, docs'
+	@echo 'make generate  go generate (mdatagen for the receiver metadata), then docs'
 	@echo 'make docs      regenerate receiver/kernelreceiver/documentation.md'
 	@echo 'make tools     build ocb and mdatagen into .tools/ (pinned in tools/go.mod)'
 	@echo 'make deps      apt-get install the programs the tests need, if missing'
@@ -61,14 +61,13 @@ tools: $(OCB) $(MDATAGEN)
 # mdatagen deletes documentation.md when metadata.yaml declares no metrics or events (ours come from the
 # collectors' registrations), so docs is regenerated last.
 generate:
-	go -C tools tool mdatagen $(ROOT)/receiver/kernelreceiver/metadata.yaml
 	go generate ./...
 	$(MAKE) --no-print-directory docs
 
 docs:
 	go test -count=1 ./receiver/kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
 
-# Two steps (see /work/shared/notes/toolchain.md): ocb generates the sources and go.mod, tidies and checks
+# Two steps, because ocb's own module download trips over versions the build never uses: ocb generates the sources and go.mod, tidies and checks
 # versions; then it compiles without touching go.mod again.
 build: $(OCB)
 	@mkdir -p distribution

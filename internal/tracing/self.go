@@ -16,7 +16,7 @@ var collectorLabel = metric.Label{Name: "collector", Description: "registered co
 // dashboard which collectors run on which host and what was lost, without
 // scraping the collector's internal telemetry endpoint as well.
 var SelfMetrics = []metric.Desc{
-	{Name: "collector.active", Kind: metric.Gauge, Unit: "1", Labels: []metric.Label{collectorLabel},
+	{Name: "collector.active", Kind: metric.Gauge, Unit: "{collector}", Labels: []metric.Label{collectorLabel},
 		Description: "1 while the collector is active or restarting, 0 when inactive (not supported here), failed or stopped; the log says why"},
 	{Name: "collector.restarts", Kind: metric.Counter, Unit: "{restart}", Labels: []metric.Label{collectorLabel},
 		Description: "times a tracing collector's Start was run again after it returned"},
