@@ -228,10 +228,7 @@ func (s *Sink) run(ctx context.Context) {
 	for {
 		select {
 		case r := <-s.queue:
-			b.add(r)
-			if b.n >= s.opts.BatchSize {
-				s.flush(ctx, b)
-			}
+			s.add(ctx, b, r)
 		case <-ticker.C:
 			s.flush(ctx, b)
 		case <-s.stopped:
@@ -239,16 +236,21 @@ func (s *Sink) run(ctx context.Context) {
 			for {
 				select {
 				case r := <-s.queue:
-					b.add(r)
-					if b.n >= s.opts.BatchSize {
-						s.flush(ctx, b)
-					}
+					s.add(ctx, b, r)
 				default:
 					s.flush(ctx, b)
 					return
 				}
 			}
 		}
+	}
+}
+
+// add puts r in the batch and sends the batch on once it is full.
+func (s *Sink) add(ctx context.Context, b *logBatch, r record) {
+	b.add(r)
+	if b.n >= s.opts.BatchSize {
+		s.flush(ctx, b)
 	}
 }
 

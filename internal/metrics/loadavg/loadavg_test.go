@@ -9,11 +9,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing/tracingtest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func values(data []*metric.Data) map[string]float64 {
 	out := map[string]float64{}
