@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -143,3 +144,19 @@ func TaskState(pid int) string {
 	}
 	return s[i+2 : i+3]
 }
+
+// Tracefs makes sure tracefs is mounted at /sys/kernel/tracing for the
+// test, and unmounts it afterwards if the test was the one to mount it.
+func Tracefs(t testing.TB) {
+	t.Helper()
+	RequireRoot(t, "mounting tracefs")
+	const dir = "/sys/kernel/tracing"
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) == nil && st.Type == tracefsMagic {
+		return
+	}
+	Run(t, "mount", "-t", "tracefs", "tracefs", dir)
+	t.Cleanup(func() { cleanupRun(t, "umount", dir) })
+}
+
+const tracefsMagic = 0x74726163
