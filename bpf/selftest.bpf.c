@@ -3,9 +3,10 @@
 /* The BPF platform's own test program (internal/bpf): one logical hook,
  * "getppid", with a candidate per attach kind, so that the fallback order
  * can be exercised on any kernel; each hit emits an event header through
- * the ring buffer, behind the rate limiter. */
+ * the event channel (events.h), behind the rate limiter. */
 #include "vmlinux.h"
 #include "common.h"
+#include "events.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -22,18 +23,13 @@ struct selftest_event {
 const struct selftest_event *unused_selftest_event __attribute__((unused));
 
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } hits SEC(".maps");
 
-static __always_inline int hit(__u32 hook)
+static __always_inline int hit(void *ctx, __u32 hook)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
 		return 0;
@@ -43,30 +39,27 @@ static __always_inline int hit(__u32 hook)
 		__sync_fetch_and_add(n, 1);
 	if (!rate_allow())
 		return 0;
-	struct selftest_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return 0;
-	fill_header(&e->hdr);
-	e->hook = hook;
-	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	struct selftest_event e = {};
+	fill_header(&e.hdr);
+	e.hook = hook;
+	emit_event(ctx, &e, sizeof(e));
 	return 0;
 }
 
 SEC("fentry/__x64_sys_getppid")
 int BPF_PROG(getppid_fentry)
 {
-	return hit(1);
+	return hit(ctx, 1);
 }
 
 SEC("kprobe/__x64_sys_getppid")
 int getppid_kprobe(struct pt_regs *ctx)
 {
-	return hit(2);
+	return hit(ctx, 2);
 }
 
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int getppid_tracepoint(void *ctx)
 {
-	return hit(3);
+	return hit(ctx, 3);
 }

@@ -90,6 +90,13 @@ type Options struct {
 	// test can prove that branch works (for example the kprobe branch on a
 	// kernel that also has tracepoints).
 	Force map[string]Kind
+	// PerfBuffer sends events through the perf event array even where the
+	// kernel has ring buffers (the path kernels before 5.8 take), so that
+	// path can be tested anywhere.
+	PerfBuffer bool
+	// RingBufferBytes sizes the ring buffer (a power of two, a multiple of
+	// the page size); 0 keeps the program's size.
+	RingBufferBytes uint32
 }
 
 // Attempt is a candidate that was passed over, and why.
@@ -111,6 +118,10 @@ type Attached struct {
 type Object struct {
 	Collection *ebpf.Collection
 	Hooks      []Attached
+	// PerfBuffer says events go through the perf event array rather than
+	// the ring buffer (see events.h).
+	PerfBuffer bool
+	events     bool // the collection includes events.h
 	links      []link.Link
 }
 
@@ -147,7 +158,7 @@ func Load(spec Spec, opts Options) (*Object, error) {
 				return nil, unsupported(h.Name, skipped[i])
 			}
 		}
-		obj, failedHook, err := tryLoad(spec, candidates, choice)
+		obj, failedHook, err := tryLoad(spec, opts, candidates, choice)
 		if err == nil {
 			for i, h := range spec.Hooks {
 				obj.Hooks = append(obj.Hooks, Attached{Hook: h.Name, Candidate: candidates[i][choice[i]], Skipped: skipped[i]})
@@ -187,8 +198,16 @@ func unsupported(hook string, tried []Attempt) error {
 // tryLoad loads the collection with only the chosen candidates' programs
 // and attaches them. On failure it says which hook's candidate was at
 // fault (-1 when none was).
-func tryLoad(spec Spec, candidates [][]Candidate, choice []int) (*Object, int, error) {
+func tryLoad(spec Spec, opts Options, candidates [][]Candidate, choice []int) (*Object, int, error) {
 	cs := spec.Collection.Copy()
+	events := hasEventChannel(cs)
+	usePerf := false
+	if events {
+		var err error
+		if usePerf, err = prepareEventChannel(cs, opts); err != nil {
+			return nil, -1, err
+		}
+	}
 	for name, v := range spec.Constants {
 		vs, ok := cs.Variables[name]
 		if !ok {
@@ -223,7 +242,7 @@ func tryLoad(spec Spec, candidates [][]Candidate, choice []int) (*Object, int, e
 		}
 		return nil, -1, fmt.Errorf("bpf: loading the collection: %w", err)
 	}
-	obj := &Object{Collection: coll}
+	obj := &Object{Collection: coll, PerfBuffer: usePerf, events: events}
 	for i := range spec.Hooks {
 		c := candidates[i][choice[i]]
 		l, err := attach(c, coll.Programs[c.Program])

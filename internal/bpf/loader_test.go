@@ -14,7 +14,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -65,28 +64,53 @@ func hits(t *testing.T, obj *Object) uint64 {
 	return n
 }
 
-// readEvents reads what the ring buffer holds now.
-func readEvents(t *testing.T, obj *Object) []selftestSelftestEvent {
+// openEvents opens the event channel; on the perf path it must be open
+// before events fire, since the kernel has nowhere to write them until the
+// reader installs its per-CPU buffers.
+func openEvents(t *testing.T, obj *Object) *EventReader {
 	t.Helper()
-	rd, err := ringbuf.NewReader(obj.Collection.Maps["events"])
+	rd, err := obj.NewEventReader(0)
 	require.NoError(t, err)
-	defer rd.Close()
+	t.Cleanup(func() { _ = rd.Close() })
+	return rd
+}
+
+// readEvents reads what the event channel holds now.
+func readEvents(t *testing.T, rd *EventReader) []selftestSelftestEvent {
+	t.Helper()
 	var out []selftestSelftestEvent
 	for {
 		rd.SetDeadline(time.Now().Add(100 * time.Millisecond))
-		rec, err := rd.Read()
+		raw, err := rd.Read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return out
 		}
 		require.NoError(t, err)
 		var e selftestSelftestEvent
-		require.NoError(t, binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &e))
+		require.NoError(t, binary.Read(bytes.NewReader(raw), binary.NativeEndian, &e))
 		out = append(out, e)
 	}
 }
 
+// channels runs f once per event channel: the ring buffer, and the perf
+// buffer that kernels before 5.8 use.
+func channels(t *testing.T, f func(t *testing.T, perf bool)) {
+	for _, perf := range []bool{false, true} {
+		name := "ringbuf"
+		if perf {
+			name = "perfbuf"
+		}
+		t.Run(name, func(t *testing.T) { f(t, perf) })
+	}
+}
+
 func TestFallsBackToTheFirstCandidateThatWorks(t *testing.T) {
-	obj := load(t, selftestSpec(t, 0), Options{})
+	channels(t, testFallback)
+}
+
+func testFallback(t *testing.T, perf bool) {
+	obj := load(t, selftestSpec(t, 0), Options{PerfBuffer: perf})
+	assert.Equal(t, perf, obj.PerfBuffer)
 	require.Len(t, obj.Hooks, 1)
 	got := obj.Hooks[0]
 	t.Logf("getppid attached as %s; passed over: %v", got.Candidate, got.Skipped)
@@ -112,12 +136,13 @@ func TestFallsBackToTheFirstCandidateThatWorks(t *testing.T) {
 	// Only the chosen program was loaded.
 	assert.Len(t, obj.Collection.Programs, 1)
 
+	rd := openEvents(t, obj)
 	const calls = 25
 	for range calls {
 		syscall.Getppid()
 	}
 	assert.Equal(t, uint64(calls), hits(t, obj))
-	assert.Len(t, readEvents(t, obj), calls)
+	assert.Len(t, readEvents(t, rd), calls)
 }
 
 func TestForcedCandidate(t *testing.T) {
@@ -152,12 +177,17 @@ func TestMissingProgramOrConstantIsAnError(t *testing.T) {
 }
 
 func TestRateLimiterCapsEventsAndCounts(t *testing.T) {
+	channels(t, testRateLimit)
+}
+
+func testRateLimit(t *testing.T, perf bool) {
 	const limit, calls = 5, 200
-	obj := load(t, selftestSpec(t, limit), Options{Force: map[string]Kind{"getppid": Tracepoint}})
+	obj := load(t, selftestSpec(t, limit), Options{Force: map[string]Kind{"getppid": Tracepoint}, PerfBuffer: perf})
+	rd := openEvents(t, obj)
 	for range calls {
 		syscall.Getppid()
 	}
-	events := readEvents(t, obj)
+	events := readEvents(t, rd)
 	var passed, limited uint64
 	var perCPU []uint64
 	require.NoError(t, obj.Collection.Maps["rate_counters"].Lookup(uint32(0), &perCPU))
@@ -175,13 +205,43 @@ func TestRateLimiterCapsEventsAndCounts(t *testing.T) {
 	assert.Len(t, events, int(passed), "what passed is what was emitted")
 }
 
+func TestLostEventsAreCounted(t *testing.T) {
+	channels(t, func(t *testing.T, perf bool) {
+		// One page of ring buffer (or of perf buffer per CPU) holds a few
+		// dozen events: 500 unread events overflow it.
+		obj := load(t, selftestSpec(t, 0), Options{Force: map[string]Kind{"getppid": Tracepoint}, PerfBuffer: perf, RingBufferBytes: uint32(os.Getpagesize())})
+		rd, err := obj.NewEventReader(os.Getpagesize())
+		require.NoError(t, err)
+		defer rd.Close()
+		const calls = 500
+		for range calls {
+			syscall.Getppid()
+		}
+		read := 0
+		for {
+			rd.SetDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := rd.Read(); err != nil {
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				break
+			}
+			read++
+		}
+		lost, err := rd.Lost()
+		require.NoError(t, err)
+		t.Logf("read %d, lost %d", read, lost)
+		assert.Positive(t, lost)
+		assert.Equal(t, uint64(calls), uint64(read)+lost, "every event is either read or counted lost")
+	})
+}
+
 func TestEventHeaderDescribesTheTask(t *testing.T) {
 	obj := load(t, selftestSpec(t, 0), Options{Force: map[string]Kind{"getppid": Tracepoint}})
+	rd := openEvents(t, obj)
 	runtime.LockOSThread()
 	tid := unix.Gettid()
 	syscall.Getppid()
 	runtime.UnlockOSThread()
-	events := readEvents(t, obj)
+	events := readEvents(t, rd)
 	require.Len(t, events, 1)
 	h := events[0].Hdr
 	assert.Equal(t, uint32(tid), h.Pid)
@@ -194,9 +254,7 @@ func TestEventHeaderDescribesTheTask(t *testing.T) {
 		}
 		comm = append(comm, byte(c))
 	}
-	self, err := os.ReadFile("/proc/thread-self/comm")
-	require.NoError(t, err)
-	_ = self // the thread's comm may differ from the process's; compare with the process's task
+	// Go threads all carry the process's name.
 	procComm, err := os.ReadFile("/proc/self/comm")
 	require.NoError(t, err)
 	assert.Equal(t, strings.TrimSpace(string(procComm)), string(comm))

@@ -40,6 +40,8 @@ type selftestSelftestEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	selftestMapEvents              = "events"
+	selftestMapEventsLost          = "events_lost"
+	selftestMapEventsPerf          = "events_perf"
 	selftestMapHits                = "hits"
 	selftestMapRateCounters        = "rate_counters"
 	selftestMapRateWindow          = "rate_window"
@@ -49,6 +51,7 @@ const (
 	selftestVarRateLimitPerSec     = "rate_limit_per_sec"
 	selftestVarTargetTgid          = "target_tgid"
 	selftestVarUnusedSelftestEvent = "unused_selftest_event"
+	selftestVarUsePerfBuffer       = "use_perf_buffer"
 )
 
 // loadSelftest returns the embedded CollectionSpec for selftest.
@@ -103,6 +106,8 @@ type selftestProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type selftestMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	EventsLost   *ebpf.MapSpec `ebpf:"events_lost"`
+	EventsPerf   *ebpf.MapSpec `ebpf:"events_perf"`
 	Hits         *ebpf.MapSpec `ebpf:"hits"`
 	RateCounters *ebpf.MapSpec `ebpf:"rate_counters"`
 	RateWindow   *ebpf.MapSpec `ebpf:"rate_window"`
@@ -115,6 +120,7 @@ type selftestVariableSpecs struct {
 	RateLimitPerSec     *ebpf.VariableSpec `ebpf:"rate_limit_per_sec"`
 	TargetTgid          *ebpf.VariableSpec `ebpf:"target_tgid"`
 	UnusedSelftestEvent *ebpf.VariableSpec `ebpf:"unused_selftest_event"`
+	UsePerfBuffer       *ebpf.VariableSpec `ebpf:"use_perf_buffer"`
 }
 
 // selftestObjects contains all objects after they have been loaded into the kernel.
@@ -138,6 +144,8 @@ func (o *selftestObjects) Close() error {
 // It can be passed to loadSelftestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type selftestMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
+	EventsLost   *ebpf.Map `ebpf:"events_lost"`
+	EventsPerf   *ebpf.Map `ebpf:"events_perf"`
 	Hits         *ebpf.Map `ebpf:"hits"`
 	RateCounters *ebpf.Map `ebpf:"rate_counters"`
 	RateWindow   *ebpf.Map `ebpf:"rate_window"`
@@ -146,6 +154,8 @@ type selftestMaps struct {
 func (m *selftestMaps) Close() error {
 	return _SelftestClose(
 		m.Events,
+		m.EventsLost,
+		m.EventsPerf,
 		m.Hits,
 		m.RateCounters,
 		m.RateWindow,
@@ -159,6 +169,7 @@ type selftestVariables struct {
 	RateLimitPerSec     *ebpf.Variable `ebpf:"rate_limit_per_sec"`
 	TargetTgid          *ebpf.Variable `ebpf:"target_tgid"`
 	UnusedSelftestEvent *ebpf.Variable `ebpf:"unused_selftest_event"`
+	UsePerfBuffer       *ebpf.Variable `ebpf:"use_perf_buffer"`
 }
 
 // selftestPrograms contains all programs after they have been loaded into the kernel.

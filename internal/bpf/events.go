@@ -1,0 +1,143 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/perf"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// Names the event channel has in every program that includes events.h.
+const (
+	eventsRingMap  = "events"
+	eventsPerfMap  = "events_perf"
+	eventsLostMap  = "events_lost"
+	usePerfBuffer  = "use_perf_buffer"
+	defaultRingLen = 256 * 1024
+)
+
+// ErrClosed is returned by EventReader.Read after Close.
+var ErrClosed = errors.New("event reader closed")
+
+// hasEventChannel says whether the collection includes events.h.
+func hasEventChannel(cs *ebpf.CollectionSpec) bool {
+	_, ring := cs.Maps[eventsRingMap]
+	_, perfArr := cs.Maps[eventsPerfMap]
+	_, knob := cs.Variables[usePerfBuffer]
+	return ring && perfArr && knob
+}
+
+// prepareEventChannel picks ring buffer or perf buffer for this kernel
+// (or as forced) and adjusts the spec: on the perf path the ring buffer map
+// becomes a one-entry array, since a kernel without ring buffers cannot
+// create one and no reachable instruction uses it.
+func prepareEventChannel(cs *ebpf.CollectionSpec, opts Options) (usePerf bool, err error) {
+	usePerf = opts.PerfBuffer || features.HaveMapType(ebpf.RingBuf) != nil
+	if err := cs.Variables[usePerfBuffer].Set(usePerf); err != nil {
+		return false, fmt.Errorf("bpf: setting %s: %w", usePerfBuffer, err)
+	}
+	ring := cs.Maps[eventsRingMap]
+	if usePerf {
+		ring.Type, ring.KeySize, ring.ValueSize, ring.MaxEntries = ebpf.Array, 4, 4, 1
+		return true, nil
+	}
+	if opts.RingBufferBytes > 0 {
+		ring.MaxEntries = opts.RingBufferBytes
+	}
+	return false, nil
+}
+
+// EventReader reads the events a collection emits through events.h,
+// whichever channel the kernel got.
+type EventReader struct {
+	ring *ringbuf.Reader
+	perf *perf.Reader
+	lost *ebpf.Map
+}
+
+// NewEventReader opens the collection's event channel. perCPUBytes sizes
+// each CPU's perf buffer on the perf path (0: 64 KiB). On that path the
+// kernel can only write once the reader exists: events fired between
+// Load and NewEventReader are lost (and counted in Lost).
+func (o *Object) NewEventReader(perCPUBytes int) (*EventReader, error) {
+	if !o.events {
+		return nil, errors.New("bpf: the collection has no event channel (events.h)")
+	}
+	r := &EventReader{lost: o.Collection.Maps[eventsLostMap]}
+	var err error
+	if o.PerfBuffer {
+		if perCPUBytes <= 0 {
+			perCPUBytes = 64 * 1024
+		}
+		r.perf, err = perf.NewReader(o.Collection.Maps[eventsPerfMap], perCPUBytes)
+	} else {
+		r.ring, err = ringbuf.NewReader(o.Collection.Maps[eventsRingMap])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bpf: opening the event channel: %w", err)
+	}
+	return r, nil
+}
+
+// Read blocks until an event arrives and returns its bytes, which the
+// caller owns. It returns ErrClosed once Close was called, and
+// os.ErrDeadlineExceeded after a SetDeadline passes.
+func (r *EventReader) Read() ([]byte, error) {
+	if r.ring != nil {
+		rec, err := r.ring.Read()
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return rec.RawSample, err
+	}
+	for {
+		rec, err := r.perf.Read()
+		if errors.Is(err, perf.ErrClosed) {
+			return nil, ErrClosed
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rec.LostSamples > 0 {
+			// Already counted: every sample the kernel could not write
+			// made bpf_perf_event_output fail, which events.h counts.
+			continue
+		}
+		return rec.RawSample, nil
+	}
+}
+
+// SetDeadline makes Read return os.ErrDeadlineExceeded after t.
+func (r *EventReader) SetDeadline(t time.Time) {
+	if r.ring != nil {
+		r.ring.SetDeadline(t)
+	} else {
+		r.perf.SetDeadline(t)
+	}
+}
+
+// Lost is how many events never reached user space because the buffer
+// was full, counted in the kernel by events.h on both paths.
+func (r *EventReader) Lost() (uint64, error) {
+	var perCPU []uint64
+	if err := r.lost.Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("bpf: reading %s: %w", eventsLostMap, err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Close ends any Read in progress and releases the reader.
+func (r *EventReader) Close() error {
+	if r.ring != nil {
+		return r.ring.Close()
+	}
+	return r.perf.Close()
+}
