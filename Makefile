@@ -18,7 +18,7 @@ ELASTICSEARCH_ENDPOINT ?= http://127.0.0.1:9200
 # Programs the tests and the collectors use, and the Debian package of each.
 DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux fsfreeze:util-linux mount:mount
 
-.PHONY: help deps tools generate docs build run validate test lint clean
+.PHONY: help deps tools generate vmlinux docs build run validate test lint clean
 
 help:
 	@echo 'make run       build the distribution and run it with $(CONFIG)'
@@ -63,6 +63,11 @@ tools: $(OCB) $(MDATAGEN)
 generate:
 	go generate ./...
 	$(MAKE) --no-print-directory docs
+
+# bpf/include/vmlinux.h comes from the BTF of the kernel it is run on (CO-RE makes the programs portable);
+# regenerate it only on purpose, not in CI.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
 docs:
 	go test -count=1 ./receiver/kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
