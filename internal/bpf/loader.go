@@ -130,11 +130,7 @@ func Load(spec Spec, opts Options) (*Object, error) {
 	if spec.Collection == nil {
 		return nil, errors.New("bpf: no collection spec")
 	}
-	if needsTracefs(spec.Hooks) {
-		if _, err := EnsureTracefs(); err != nil {
-			return nil, fmt.Errorf("bpf: tracepoints and kprobes need tracefs: %w", err)
-		}
-	}
+
 	// choice[i] is the index of the candidate hook i currently tries.
 	choice := make([]int, len(spec.Hooks))
 	skipped := make([][]Attempt, len(spec.Hooks))
@@ -171,17 +167,6 @@ func Load(spec Spec, opts Options) (*Object, error) {
 		skipped[failedHook] = append(skipped[failedHook], Attempt{Candidate: candidates[failedHook][choice[failedHook]], Err: err})
 		choice[failedHook]++
 	}
-}
-
-func needsTracefs(hooks []Hook) bool {
-	for _, h := range hooks {
-		for _, c := range h.Candidates {
-			if c.Kind == Tracepoint || c.Kind == Kprobe || c.Kind == Kretprobe {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func unsupported(hook string, tried []Attempt) error {
@@ -256,6 +241,14 @@ func tryLoad(spec Spec, opts Options, candidates [][]Candidate, choice []int) (*
 }
 
 func attach(c Candidate, prog *ebpf.Program) (link.Link, error) {
+	switch c.Kind {
+	case Tracepoint, Kprobe, Kretprobe:
+		// Only these find their event through tracefs; mount it on demand
+		// so that a kernel served by tp_btf never sees a mount from us.
+		if _, err := EnsureTracefs(); err != nil {
+			return nil, fmt.Errorf("%s needs tracefs: %w", c.Kind, err)
+		}
+	}
 	switch c.Kind {
 	case Tracepoint:
 		group, name, ok := strings.Cut(c.Target, "/")

@@ -160,3 +160,26 @@ func Tracefs(t testing.TB) {
 }
 
 const tracefsMagic = 0x74726163
+
+// Sysctl sets /proc/sys/<name> (slashes, e.g. "kernel/hung_task_timeout_secs")
+// to value for the test and restores the old value when it ends.
+func Sysctl(t testing.TB, name, value string) {
+	t.Helper()
+	RequireRoot(t, "setting sysctl "+name)
+	path := filepath.Join("/proc/sys", name)
+	old, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		t.Skipf("needs sysctl %s", name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatalf("setting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, old, 0o644); err != nil {
+			t.Errorf("cleanup: restoring %s to %q: %v", name, strings.TrimSpace(string(old)), err)
+		}
+	})
+}

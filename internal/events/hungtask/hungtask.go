@@ -1,0 +1,290 @@
+// Package hungtask reports tasks the kernel's hung-task detector finds
+// blocked in uninterruptible sleep (D state) for longer than
+// kernel.hung_task_timeout_secs, with the kernel stacks of the hung task
+// and of every other task blocked at that moment: a hung task is usually
+// the victim, and the stacks around it show what it waits for.
+//
+// Hook: sched/sched_process_hang, as tp_btf (the task itself) or as a
+// classic tracepoint (its pid and comm). Stacks come from /proc/PID/stack.
+package hungtask
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/procfs"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+)
+
+// Config is the hungtask section of the receiver config.
+type Config struct {
+	MaxBlockedTasks int    `mapstructure:"max_blocked_tasks" doc:"most other D-state tasks listed, with their stacks, in one event"`
+	EventsPerSecond uint32 `mapstructure:"events_per_second" doc:"events let through per second, enforced in the kernel; the rest are counted as limited (0: no limit)"`
+}
+
+// Validate names the setting at fault.
+func (c *Config) Validate() error {
+	if c.MaxBlockedTasks < 0 {
+		return fmt.Errorf("max_blocked_tasks: %d must not be negative", c.MaxBlockedTasks)
+	}
+	return nil
+}
+
+// hungEvent is one hung task.
+type hungEvent struct {
+	Pid            uint32        `json:"pid" doc:"thread id of the hung task"`
+	Tgid           uint32        `json:"tgid" doc:"process id of the hung task"`
+	Comm           string        `json:"comm" doc:"command name of the hung task"`
+	TimeoutSeconds int           `json:"hung_task_timeout_secs" doc:"kernel.hung_task_timeout_secs when the event was read: the task was blocked at least this long"`
+	Stack          []string      `json:"stack" doc:"kernel stack of the hung task, innermost first (function+0xoffset/0xsize, from /proc/PID/stack)"`
+	BlockedTotal   int           `json:"blocked_tasks_total" doc:"other tasks in D state at that moment"`
+	Blocked        []blockedTask `json:"blocked_tasks" doc:"up to max_blocked_tasks of them, each with pid, tgid, comm and kernel stack"`
+}
+
+type blockedTask struct {
+	Pid   int      `json:"pid" doc:"thread id"`
+	Tgid  int      `json:"tgid" doc:"process id"`
+	Comm  string   `json:"comm" doc:"command name"`
+	Stack []string `json:"stack" doc:"kernel stack, innermost first"`
+}
+
+func (e *hungEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
+
+func (e *hungEvent) Summary() string {
+	return fmt.Sprintf("task %s:%d blocked in D state for more than %d seconds (%d other tasks blocked)", e.Comm, e.Pid, e.TimeoutSeconds, e.BlockedTotal)
+}
+
+var hooks = []bpf.Hook{{Name: "sched_process_hang", Candidates: []bpf.Candidate{
+	{Kind: bpf.TPBTF, Program: "hang_btf"},
+	{Kind: bpf.Tracepoint, Program: "hang_tp", Target: "sched/sched_process_hang"},
+}}}
+
+func init() {
+	tracing.RegisterEventTracing("hungtask", newHungtask,
+		tracing.WithDescription("Tasks blocked in D state beyond kernel.hung_task_timeout_secs (the kernel's hung-task detector), with the kernel stacks of every blocked task."),
+		tracing.WithConfig(func() *Config { return &Config{MaxBlockedTasks: 32, EventsPerSecond: 10} }),
+		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks."),
+		tracing.WithMetrics(
+			metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"},
+			metric.Desc{Name: "limited", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports held back by events_per_second"},
+			metric.Desc{Name: "lost", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports lost because the buffer to user space was full"},
+		),
+	)
+}
+
+type hungtaskCollector struct {
+	cfg     *Config
+	storage *storage.Storage
+	logger  *zap.Logger
+	proc    procfs.FS
+	opts    bpf.Options // tests force a hook or the perf buffer
+
+	events, limited, lost atomic.Uint64
+}
+
+func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
+	proc, err := procfs.NewDefaultFS()
+	if err != nil {
+		return nil, tracing.NotSupported("procfs: %v", err)
+	}
+	if _, err := os.Stat("/proc/sys/kernel/hung_task_timeout_secs"); err != nil {
+		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
+	}
+	return &tracing.EventTracingAttr{
+		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, proc: proc},
+		Interval:    10 * time.Second,
+		Flag:        tracing.FlagTracing | tracing.FlagMetric,
+	}, nil
+}
+
+// Start loads the hook and saves an event per report until ctx ends.
+func (c *hungtaskCollector) Start(ctx context.Context) error {
+	cs, err := loadHungtask()
+	if err != nil {
+		return err
+	}
+	obj, err := bpf.Load(bpf.Spec{
+		Collection: cs,
+		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
+		Hooks:      hooks,
+	}, c.opts)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	for _, h := range obj.Hooks {
+		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
+	}
+	rd, err := obj.NewEventReader(0)
+	if err != nil {
+		return err
+	}
+	// Beside the reading loop: refresh the kernel-side counters every
+	// second, and close the reader when ctx ends, which ends the loop.
+	counters := obj.Collection.Maps["rate_counters"]
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				c.readCounters(counters, rd)
+				continue
+			case <-ctx.Done():
+			case <-stop:
+			}
+			c.readCounters(counters, rd)
+			rd.Close()
+			return
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	for {
+		raw, err := rd.Read()
+		if errors.Is(err, bpf.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading hung-task events: %w", err)
+		}
+		var ev hungtaskHungEvent
+		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+			c.logger.Warn("malformed hung-task event", zap.Error(err), zap.Int("bytes", len(raw)))
+			continue
+		}
+		c.events.Add(1)
+		c.save(ev)
+	}
+}
+
+func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
+	pid := int(raw.Task.Pid)
+	e := &hungEvent{
+		Pid:            raw.Task.Pid,
+		Tgid:           raw.Task.Tgid,
+		Comm:           cString(raw.Task.Comm[:]),
+		TimeoutSeconds: readInt("/proc/sys/kernel/hung_task_timeout_secs"),
+		Stack:          stack(fmt.Sprintf("/proc/%d/stack", pid)),
+	}
+	if e.Tgid == 0 { // the tracepoint path knows only the pid
+		if st, err := c.proc.Proc(pid); err == nil {
+			if status, err := st.NewStatus(); err == nil {
+				e.Tgid = uint32(status.TGID)
+			}
+		}
+	}
+	e.BlockedTotal, e.Blocked = c.blockedTasks(pid)
+	if err := c.storage.Save("hungtask", "", bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
+		c.logger.Debug("hungtask event not saved", zap.Error(err))
+	}
+}
+
+// blockedTasks lists the threads in D state other than the hung one.
+func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
+	procs, err := c.proc.AllProcs()
+	if err != nil {
+		return 0, nil
+	}
+	total := 0
+	var out []blockedTask
+	for _, p := range procs {
+		threads, err := c.proc.AllThreads(p.PID)
+		if err != nil {
+			continue
+		}
+		for _, th := range threads {
+			st, err := th.Stat()
+			if err != nil || st.State != "D" || th.PID == except {
+				continue
+			}
+			total++
+			if len(out) < c.cfg.MaxBlockedTasks {
+				out = append(out, blockedTask{
+					Pid: th.PID, Tgid: p.PID, Comm: st.Comm,
+					Stack: stack(fmt.Sprintf("/proc/%d/task/%d/stack", p.PID, th.PID)),
+				})
+			}
+		}
+	}
+	return total, out
+}
+
+// readCounters copies the kernel's limited and lost counts.
+func (c *hungtaskCollector) readCounters(counters *ebpf.Map, rd *bpf.EventReader) {
+	var perCPU []uint64
+	if err := counters.Lookup(uint32(1), &perCPU); err == nil {
+		var n uint64
+		for _, v := range perCPU {
+			n += v
+		}
+		c.limited.Store(n)
+	}
+	if n, err := rd.Lost(); err == nil {
+		c.lost.Store(n)
+	}
+}
+
+// Update reports the counters.
+func (c *hungtaskCollector) Update() ([]*metric.Data, error) {
+	return []*metric.Data{
+		metric.NewCounterData("events", float64(c.events.Load()), "", nil),
+		metric.NewCounterData("limited", float64(c.limited.Load()), "", nil),
+		metric.NewCounterData("lost", float64(c.lost.Load()), "", nil),
+	}, nil
+}
+
+// stack reads a /proc stack file: "[<0>] func+0x1a/0x50" lines.
+func stack(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if _, frame, ok := strings.Cut(line, "] "); ok {
+			out = append(out, frame)
+		}
+	}
+	return out
+}
+
+func readInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}
