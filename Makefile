@@ -95,7 +95,12 @@ test: deps
 	$(MAKE) --no-print-directory build > $(TOOLS)/build.log 2>&1 || \
 	  { tail -n 30 $(TOOLS)/build.log; echo 'make build failed; the e2e test will report it'; }
 	@go build -o $(TOOLS)/testsummary ./internal/cmd/testsummary
-	go test -json -count=1 -timeout 30m ./... 2>&1 | $(TOOLS)/testsummary
+	@# Test packages run in parallel and several attach tracepoints, which need tracefs. Mounted once here
+	@# (and unmounted after, if this target mounted it), no package mounts or unmounts it under another.
+	@mounted=; if [ "$$(id -u)" = 0 ] && ! mountpoint -q /sys/kernel/tracing && ! mountpoint -q /sys/kernel/debug/tracing; then \
+	  mount -t tracefs tracefs /sys/kernel/tracing && mounted=1; fi; \
+	status=0; go test -json -count=1 -timeout 30m ./... 2>&1 | $(TOOLS)/testsummary || status=$$?; \
+	if [ -n "$$mounted" ]; then umount /sys/kernel/tracing; fi; exit $$status
 
 lint:
 	go vet ./...
