@@ -1,8 +1,10 @@
 package bpf
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -140,4 +142,71 @@ func (r *EventReader) Close() error {
 		return r.ring.Close()
 	}
 	return r.perf.Close()
+}
+
+// ServeEvents reads the collection's events until ctx ends or reading
+// fails, calling handle with each event's bytes. Beside it, every second
+// and once more at the end, it calls refresh (from another goroutine),
+// where a collector copies kernel-side counters for its Update.
+func (o *Object) ServeEvents(ctx context.Context, perCPUBytes int, handle func(raw []byte), refresh func(rd *EventReader)) error {
+	rd, err := o.NewEventReader(perCPUBytes)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				refresh(rd)
+				continue
+			case <-ctx.Done():
+			case <-stop:
+			}
+			refresh(rd)
+			rd.Close() // ends the Read below
+			return
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for {
+		raw, err := rd.Read()
+		if errors.Is(err, ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bpf: reading events: %w", err)
+		}
+		handle(raw)
+	}
+}
+
+// RateCounts returns how many events the in-kernel rate limiter (common.h)
+// let through and held back, summed over CPUs.
+func (o *Object) RateCounts() (passed, limited uint64, err error) {
+	m := o.Collection.Maps["rate_counters"]
+	if m == nil {
+		return 0, 0, errors.New("bpf: the collection has no rate limiter")
+	}
+	sum := func(idx uint32) (uint64, error) {
+		var perCPU []uint64
+		if err := m.Lookup(idx, &perCPU); err != nil {
+			return 0, err
+		}
+		var n uint64
+		for _, v := range perCPU {
+			n += v
+		}
+		return n, nil
+	}
+	if passed, err = sum(0); err != nil {
+		return 0, 0, err
+	}
+	limited, err = sum(1)
+	return passed, limited, err
 }

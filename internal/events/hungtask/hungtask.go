@@ -12,16 +12,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/procfs"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
@@ -131,51 +128,22 @@ func (c *hungtaskCollector) Start(ctx context.Context) error {
 	for _, h := range obj.Hooks {
 		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
 	}
-	rd, err := obj.NewEventReader(0)
-	if err != nil {
-		return err
-	}
-	// Beside the reading loop: refresh the kernel-side counters every
-	// second, and close the reader when ctx ends, which ends the loop.
-	counters := obj.Collection.Maps["rate_counters"]
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				c.readCounters(counters, rd)
-				continue
-			case <-ctx.Done():
-			case <-stop:
-			}
-			c.readCounters(counters, rd)
-			rd.Close()
-			return
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
-
-	for {
-		raw, err := rd.Read()
-		if errors.Is(err, bpf.ErrClosed) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading hung-task events: %w", err)
-		}
+	return obj.ServeEvents(ctx, 0, func(raw []byte) {
 		var ev hungtaskHungEvent
 		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
 			c.logger.Warn("malformed hung-task event", zap.Error(err), zap.Int("bytes", len(raw)))
-			continue
+			return
 		}
 		c.events.Add(1)
 		c.save(ev)
-	}
+	}, func(rd *bpf.EventReader) {
+		if _, limited, err := obj.RateCounts(); err == nil {
+			c.limited.Store(limited)
+		}
+		if lost, err := rd.Lost(); err == nil {
+			c.lost.Store(lost)
+		}
+	})
 }
 
 func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
@@ -228,21 +196,6 @@ func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 		}
 	}
 	return total, out
-}
-
-// readCounters copies the kernel's limited and lost counts.
-func (c *hungtaskCollector) readCounters(counters *ebpf.Map, rd *bpf.EventReader) {
-	var perCPU []uint64
-	if err := counters.Lookup(uint32(1), &perCPU); err == nil {
-		var n uint64
-		for _, v := range perCPU {
-			n += v
-		}
-		c.limited.Store(n)
-	}
-	if n, err := rd.Lost(); err == nil {
-		c.lost.Store(n)
-	}
 }
 
 // Update reports the counters.
