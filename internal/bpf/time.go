@@ -18,3 +18,16 @@ func WallTime(monotonicNs uint64) time.Time {
 	age := time.Duration(ts.Nano() - int64(monotonicNs))
 	return time.Now().Add(-age)
 }
+
+// CString reads a C char array from a generated event type (bpf2go makes
+// them [N]int8) up to its first NUL.
+func CString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}

@@ -88,11 +88,17 @@ func Parse(r io.Reader) (*Table, error) {
 // Len is the number of symbols.
 func (t *Table) Len() int { return len(t.addrs) }
 
-// Resolve returns the symbol containing addr and the offset into it;
-// ok is false below the first symbol.
+// maxOffset bounds how far past a symbol an address may lie and still be
+// inside it: no kernel function is this long, so a larger offset means the
+// address belongs to something the table does not list (a BPF program
+// loaded after the table was read, say).
+const maxOffset = 1 << 20
+
+// Resolve returns the symbol containing addr and the offset into it; ok is
+// false below the first symbol and past the plausible end of the last one.
 func (t *Table) Resolve(addr uint64) (name string, offset uint64, ok bool) {
 	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > addr }) - 1
-	if i < 0 {
+	if i < 0 || addr-t.addrs[i] >= maxOffset {
 		return "", 0, false
 	}
 	return t.names[i], addr - t.addrs[i], true

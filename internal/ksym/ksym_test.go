@@ -31,6 +31,7 @@ func TestResolve(t *testing.T) {
 		0xffffffff8100305e: "kfree_skb_reason+0x5e",
 		0xffffffffc0001020: "veth_xmit [veth]+0x20",
 		0x1000:             "0x1000",
+		0xffffffffc0201020: "0xffffffffc0201020", // 2 MiB past veth_xmit: not inside it
 	} {
 		assert.Equal(t, want, tab.Symbolize(addr))
 	}

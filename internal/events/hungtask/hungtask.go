@@ -151,7 +151,7 @@ func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
 	e := &hungEvent{
 		Pid:            raw.Task.Pid,
 		Tgid:           raw.Task.Tgid,
-		Comm:           cString(raw.Task.Comm[:]),
+		Comm:           bpf.CString(raw.Task.Comm[:]),
 		TimeoutSeconds: readInt("/proc/sys/kernel/hung_task_timeout_secs"),
 		Stack:          stack(fmt.Sprintf("/proc/%d/stack", pid)),
 	}
@@ -229,15 +229,4 @@ func readInt(path string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return n
-}
-
-func cString(b []int8) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		out = append(out, byte(c))
-	}
-	return string(out)
 }
