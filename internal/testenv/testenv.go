@@ -183,3 +183,39 @@ func Sysctl(t testing.TB, name, value string) {
 		}
 	})
 }
+
+// MemoryCgroupV1 creates a cgroup v1 memory cgroup named name at the top
+// of the memory hierarchy with the given limit, and removes it when the
+// test ends (after the test has ended every process it put there). It
+// returns the cgroup's directory.
+func MemoryCgroupV1(t testing.TB, name string, limitBytes int64) string {
+	t.Helper()
+	RequireRoot(t, "creating memory cgroups")
+	const root = "/sys/fs/cgroup/memory"
+	if _, err := os.Stat(filepath.Join(root, "memory.limit_in_bytes")); err != nil {
+		t.Skip("needs a cgroup v1 memory hierarchy at " + root)
+	}
+	dir := filepath.Join(root, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// A killed task leaves the cgroup a moment after it is reaped.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.Remove(dir)
+			if err == nil || os.IsNotExist(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("cleanup: removing %s: %v", dir, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(fmt.Sprint(limitBytes)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -8,5 +8,6 @@ import (
 	_ "github.com/otelcol-kernel/otelcol-kernel/internal/events/dropwatch"
 	_ "github.com/otelcol-kernel/otelcol-kernel/internal/events/hungtask"
 	_ "github.com/otelcol-kernel/otelcol-kernel/internal/events/netdev"
+	_ "github.com/otelcol-kernel/otelcol-kernel/internal/events/oom"
 	_ "github.com/otelcol-kernel/otelcol-kernel/internal/metrics/loadavg"
 )

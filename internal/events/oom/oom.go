@@ -1,0 +1,321 @@
+// Package oom reports OOM kills: the victim, its memory cgroup with a
+// snapshot of that cgroup's usage, limit and counters, whether the OOM was
+// a cgroup's or the whole host's, and the host's memory at that moment.
+//
+// Hook: oom/mark_victim as tp_btf (the victim's task, so its cgroups), or
+// as a classic tracepoint (pid and comm; the cgroup is then looked up in
+// /proc while the victim still exists), or a kprobe on oom_kill_process,
+// which also sees the memory cgroup that ran out, so that on that path the
+// scope comes from the kernel rather than being inferred.
+package oom
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+)
+
+// Scopes of an OOM.
+const (
+	scopeCgroup  = "cgroup"
+	scopeGlobal  = "global"
+	scopeUnknown = "unknown"
+)
+
+// oomEvent is one OOM kill.
+type oomEvent struct {
+	Pid          uint32            `json:"pid" doc:"victim's thread id"`
+	Tgid         uint32            `json:"tgid,omitempty" doc:"victim's process id (absent on the classic-tracepoint path)"`
+	Comm         string            `json:"comm" doc:"victim's command name"`
+	Scope        string            `json:"scope" doc:"cgroup (a memory cgroup hit its limit), global (the host ran out) or unknown"`
+	ScopeSource  string            `json:"scope_source" doc:"kernel (seen in the OOM killer's own state, kprobe path) or inferred (from the cgroups' counters just after the kill)"`
+	OOMCgroup    string            `json:"oom_cgroup,omitempty" doc:"for a cgroup OOM, the memory cgroup whose limit was hit (the victim's or an ancestor), relative to the memory hierarchy's mount"`
+	MemoryCgroup memcgSnapshot     `json:"memory_cgroup" doc:"the victim's memory cgroup"`
+	TriggerPid   uint32            `json:"trigger.pid" doc:"thread whose allocation ran into the OOM"`
+	TriggerComm  string            `json:"trigger.comm" doc:"that thread's command name"`
+	Meminfo      map[string]uint64 `json:"host.meminfo" doc:"host memory from /proc/meminfo just after the kill, in bytes: MemTotal, MemFree, MemAvailable, Buffers, Cached, Shmem, AnonPages, Slab, SwapTotal, SwapFree"`
+}
+
+// memcgSnapshot is a memory cgroup's state just after the kill.
+type memcgSnapshot struct {
+	Path          string            `json:"path" doc:"path relative to the memory hierarchy's mount; empty if the cgroup was gone before it could be read"`
+	UsageBytes    uint64            `json:"usage_bytes" doc:"memory in use (v1 memory.usage_in_bytes, v2 memory.current)"`
+	LimitBytes    uint64            `json:"limit_bytes,omitempty" doc:"the limit (v1 memory.limit_in_bytes, v2 memory.max); absent when unlimited"`
+	MaxUsageBytes uint64            `json:"max_usage_bytes,omitempty" doc:"peak usage (v1 memory.max_usage_in_bytes, v2 memory.peak)"`
+	Failcnt       uint64            `json:"failcnt,omitempty" doc:"times usage hit the limit (v1 memory.failcnt)"`
+	Stat          map[string]uint64 `json:"stat,omitempty" doc:"memory.stat"`
+	Events        map[string]uint64 `json:"events,omitempty" doc:"v2 memory.events, or v1 memory.oom_control"`
+}
+
+func (e *oomEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
+
+func (e *oomEvent) Summary() string {
+	where := "the host"
+	if e.Scope == scopeCgroup {
+		where = "memory cgroup " + e.OOMCgroup
+	}
+	return fmt.Sprintf("OOM in %s: killed %s:%d (memory cgroup %s)", where, e.Comm, e.Pid, e.MemoryCgroup.Path)
+}
+
+// Config is the oom section of the receiver config.
+type Config struct {
+	EventsPerSecond uint32 `mapstructure:"events_per_second" doc:"events let through per second, enforced in the kernel (0: no limit)"`
+}
+
+var hooks = []bpf.Hook{{Name: "oom_victim", Candidates: []bpf.Candidate{
+	{Kind: bpf.TPBTF, Program: "mark_victim_btf"},
+	{Kind: bpf.Tracepoint, Program: "mark_victim_tp", Target: "oom/mark_victim"},
+	{Kind: bpf.Kprobe, Program: "oom_kill_process_kp", Target: "oom_kill_process"},
+}}}
+
+func init() {
+	tracing.RegisterEventTracing("oom", newOOM,
+		tracing.WithDescription("OOM kills, with the victim's memory cgroup and its usage, limit and counters, the OOM's scope (cgroup or global) and the host's memory."),
+		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 50} }),
+		tracing.WithEvent("oom", &oomEvent{}, "The OOM killer chose a victim."),
+		tracing.WithMetrics(metric.Desc{
+			Name: "kills", Kind: metric.Counter, Unit: "{kill}", Description: "OOM kills seen since the collector started",
+			Labels: []metric.Label{
+				{Name: "scope", Description: "cgroup, global or unknown"},
+				{Name: "memory_cgroup", Description: "the victim's memory cgroup path"},
+			},
+		}),
+	)
+}
+
+type oomCollector struct {
+	cfg     *Config
+	storage *storage.Storage
+	logger  *zap.Logger
+	proc    procfs.FS
+	opts    bpf.Options // tests force a hook
+
+	memRoot string // memory hierarchy mount
+	memV1   bool
+
+	mu    sync.Mutex
+	kills map[[2]string]uint64 // by scope, memory cgroup
+}
+
+func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
+	proc, err := procfs.NewDefaultFS()
+	if err != nil {
+		return nil, tracing.NotSupported("procfs: %v", err)
+	}
+	return &tracing.EventTracingAttr{
+		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, proc: proc, kills: map[[2]string]uint64{}},
+		Interval:    10 * time.Second,
+		Flag:        tracing.FlagTracing | tracing.FlagMetric,
+	}, nil
+}
+
+// Start loads the hook and saves an event per kill until ctx ends.
+func (c *oomCollector) Start(ctx context.Context) error {
+	root, v1, err := container.MemoryCgroupRoot()
+	if err != nil {
+		c.logger.Info("memory cgroup snapshots unavailable", zap.Error(err))
+	}
+	c.memRoot, c.memV1 = root, v1
+	cs, err := loadOom()
+	if err != nil {
+		return err
+	}
+	obj, err := bpf.Load(bpf.Spec{
+		Collection: cs,
+		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
+		Hooks:      hooks,
+	}, c.opts)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	for _, h := range obj.Hooks {
+		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
+	}
+	return obj.ServeEvents(ctx, 0, c.handle, func(*bpf.EventReader) {})
+}
+
+// victim is what the BPF side knows of one kill, decoded per architecture.
+type victim struct {
+	when              time.Time
+	pid, tgid         uint32
+	comm              string
+	memcgID, cgroupID uint64 // 0 when not known
+	known             bool   // read from the task itself
+	scopeKnown        bool
+	oomMemcgID        uint64
+	triggerPid        uint32
+	triggerComm       string
+	triggerMemcgID    uint64
+	triggerCgroupID   uint64
+}
+
+// pfExiting is PF_EXITING in a task's flags (/proc/PID/stat field 9).
+const pfExiting = 0x4
+
+func (c *oomCollector) save(v victim) {
+	e := &oomEvent{
+		Pid: v.pid, Tgid: v.tgid, Comm: v.comm, Scope: scopeUnknown,
+		TriggerPid: v.triggerPid, TriggerComm: v.triggerComm,
+	}
+	path := c.victimCgroup(v)
+	if path != "" {
+		e.MemoryCgroup = c.snapshot(path)
+	}
+	e.Meminfo = c.meminfo()
+	switch {
+	case v.scopeKnown:
+		e.ScopeSource = "kernel"
+		e.Scope = scopeGlobal
+		if v.oomMemcgID != 0 {
+			e.Scope = scopeCgroup
+			e.OOMCgroup, _ = container.FindCgroupByID(c.memRoot, v.oomMemcgID)
+		}
+	case path != "":
+		e.ScopeSource = "inferred"
+		e.Scope, e.OOMCgroup = c.inferScope(path, e.Meminfo["MemTotal"])
+	default:
+		e.ScopeSource = "inferred"
+	}
+	c.mu.Lock()
+	c.kills[[2]string{e.Scope, e.MemoryCgroup.Path}]++
+	c.mu.Unlock()
+	if err := c.storage.Save("oom", "", v.when, e); err != nil {
+		c.logger.Debug("oom event not saved", zap.Error(err))
+	}
+}
+
+// victimCgroup finds the victim's memory cgroup path: from its cgroup id
+// when BPF read the task, else from /proc/PID/cgroup if it is still there.
+func (c *oomCollector) victimCgroup(v victim) string {
+	if c.memRoot == "" {
+		return ""
+	}
+	if !v.known && v.triggerPid == v.pid {
+		// The classic tracepoint names only the victim, but a task that
+		// ran itself out of memory is also the trigger, whose cgroups BPF
+		// read from the running task.
+		v.known, v.memcgID, v.cgroupID = true, v.triggerMemcgID, v.triggerCgroupID
+	}
+	id := v.cgroupID
+	if c.memV1 {
+		id = v.memcgID
+	}
+	if v.known && id != 0 {
+		if p, err := container.FindCgroupByID(c.memRoot, id); err == nil {
+			return p
+		}
+	}
+	// Last resort: /proc, while the victim lives. A dying task has already
+	// been moved to the root cgroups, so its answer would mislead.
+	if st, err := c.proc.Proc(int(v.pid)); err != nil {
+		return ""
+	} else if stat, err := st.Stat(); err != nil || stat.State == "Z" || stat.State == "X" || stat.Flags&pfExiting != 0 {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", v.pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if (c.memV1 && strings.Contains(","+parts[1]+",", ",memory,")) || (!c.memV1 && parts[0] == "0") {
+			return parts[2]
+		}
+	}
+	return ""
+}
+
+func (c *oomCollector) snapshot(path string) memcgSnapshot {
+	dir := filepath.Join(c.memRoot, path)
+	s := memcgSnapshot{Path: path}
+	read := func(name string) (uint64, bool) {
+		n, ok, err := container.ReadUint(filepath.Join(dir, name))
+		return n, ok && err == nil
+	}
+	if c.memV1 {
+		s.UsageBytes, _ = read("memory.usage_in_bytes")
+		if n, ok := read("memory.limit_in_bytes"); ok && n < 1<<62 { // v1 writes "unlimited" as a huge number
+			s.LimitBytes = n
+		}
+		s.MaxUsageBytes, _ = read("memory.max_usage_in_bytes")
+		s.Failcnt, _ = read("memory.failcnt")
+		s.Events, _ = container.ReadKeyValues(filepath.Join(dir, "memory.oom_control"))
+	} else {
+		s.UsageBytes, _ = read("memory.current")
+		s.LimitBytes, _ = read("memory.max")
+		s.MaxUsageBytes, _ = read("memory.peak")
+		s.Events, _ = container.ReadKeyValues(filepath.Join(dir, "memory.events"))
+	}
+	s.Stat, _ = container.ReadKeyValues(filepath.Join(dir, "memory.stat"))
+	return s
+}
+
+// inferScope walks from the victim's cgroup towards the root and names the
+// first cgroup with a limit below the host's memory that shows it ran into
+// that limit: v1 usage having peaked within 1 MiB of it (or under_oom), v2
+// an "oom" count in memory.events. None: the OOM was global.
+func (c *oomCollector) inferScope(path string, memTotal uint64) (string, string) {
+	for p := path; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
+		s := c.snapshot(p)
+		if s.LimitBytes == 0 || (memTotal > 0 && s.LimitBytes >= memTotal) {
+			continue
+		}
+		hit := false
+		if c.memV1 {
+			hit = s.Events["under_oom"] == 1 || s.MaxUsageBytes+(1<<20) >= s.LimitBytes
+		} else {
+			hit = s.Events["oom"] > 0
+		}
+		if hit {
+			return scopeCgroup, p
+		}
+	}
+	return scopeGlobal, ""
+}
+
+func (c *oomCollector) meminfo() map[string]uint64 {
+	mi, err := c.proc.Meminfo()
+	if err != nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for name, v := range map[string]*uint64{
+		"MemTotal": mi.MemTotalBytes, "MemFree": mi.MemFreeBytes, "MemAvailable": mi.MemAvailableBytes,
+		"Buffers": mi.BuffersBytes, "Cached": mi.CachedBytes, "Shmem": mi.ShmemBytes,
+		"AnonPages": mi.AnonPagesBytes, "Slab": mi.SlabBytes, "SwapTotal": mi.SwapTotalBytes, "SwapFree": mi.SwapFreeBytes,
+	} {
+		if v != nil {
+			out[name] = *v
+		}
+	}
+	return out
+}
+
+// Update reports the kill counters.
+func (c *oomCollector) Update() ([]*metric.Data, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*metric.Data, 0, len(c.kills))
+	for k, n := range c.kills {
+		out = append(out, metric.NewCounterData("kills", float64(n), "", map[string]string{"scope": k[0], "memory_cgroup": k[1]}))
+	}
+	return out, nil
+}

@@ -1,0 +1,116 @@
+package oom
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing/tracingtest"
+)
+
+const childEnv = "KPS_OOM_CHILD_CGROUP"
+
+// TestMain doubles as the OOM victim: run with childEnv set, the test
+// binary moves itself into that cgroup and allocates until it is killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childEnv); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		var hog [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b { // touch every page so it is charged
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runVictim starts a child in cgroup dir that allocates until the OOM
+// killer ends it, and returns its pid once it died of SIGKILL.
+func runVictim(t *testing.T, dir string) int {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	require.NoError(t, cmd.Start())
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "the child must be killed, got %v", err)
+	ws := exit.Sys().(syscall.WaitStatus)
+	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "killed by SIGKILL, got %v", ws)
+	return cmd.Process.Pid
+}
+
+func TestCgroupOOMKill(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts bpf.Options
+	}{
+		{"best hook", bpf.Options{}},
+		{"tracepoint", bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Tracepoint}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Force != nil {
+				testenv.Tracefs(t)
+			}
+			name := fmt.Sprintf("kps-oom-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
+			dir := testenv.MemoryCgroupV1(t, name, 64<<20)
+			h := tracingtest.New(t, "oom", nil)
+			h.Attr.TracingData.(*oomCollector).opts = tc.opts
+			h.Run(t)
+			time.Sleep(300 * time.Millisecond) // attached
+
+			pid := runVictim(t, dir)
+			events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })
+			time.Sleep(300 * time.Millisecond)
+			var mine []tracingtest.Event
+			for _, e := range h.Events(t) {
+				if e.Attr("pid") == strconv.Itoa(pid) {
+					mine = append(mine, e)
+				}
+			}
+			require.Len(t, mine, 1, "exactly one event for the victim")
+			e := events[0]
+			assert.Equal(t, "kernel.oom", e.EventName())
+			assert.Equal(t, "oom.test", e.Attr("comm"))
+			assert.Equal(t, "Error", e.SeverityText())
+			assert.Equal(t, "cgroup", e.Attr("scope"))
+			assert.Equal(t, "/"+name, e.Attr("oom_cgroup"))
+			assert.Equal(t, "/"+name, e.Attr("memory_cgroup.path"))
+			assert.Equal(t, strconv.Itoa(64<<20), e.Attr("memory_cgroup.limit_bytes"))
+			assert.Equal(t, "inferred", e.Attr("scope_source"), "no kprobes here")
+			stat, ok := e.Attributes().Get("memory_cgroup.stat")
+			require.True(t, ok)
+			_, ok = stat.Map().Get("rss")
+			assert.True(t, ok, "memory.stat snapshot")
+			mi, ok := e.Attributes().Get("host.meminfo")
+			require.True(t, ok)
+			total, _ := mi.Map().Get("MemTotal")
+			assert.Positive(t, total.Int())
+
+			var kills float64
+			for _, d := range h.Update(t) {
+				if d.Labels["memory_cgroup"] == "/"+name {
+					kills += d.Value
+					assert.Equal(t, "cgroup", d.Labels["scope"])
+				}
+			}
+			assert.Equal(t, 1.0, kills)
+		})
+	}
+}
