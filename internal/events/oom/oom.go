@@ -159,6 +159,7 @@ type victim struct {
 	scopeKnown        bool
 	oomMemcgID        uint64
 	triggerPid        uint32
+	triggerTgid       uint32
 	triggerComm       string
 	triggerMemcgID    uint64
 	triggerCgroupID   uint64
@@ -205,10 +206,11 @@ func (c *oomCollector) victimCgroup(v victim) string {
 	if c.memRoot == "" {
 		return ""
 	}
-	if !v.known && v.triggerPid == v.pid {
-		// The classic tracepoint names only the victim, but a task that
-		// ran itself out of memory is also the trigger, whose cgroups BPF
-		// read from the running task.
+	if !v.known && (v.triggerPid == v.pid || v.triggerTgid == v.pid) {
+		// The classic tracepoint names only the victim (a process, so its
+		// leader's pid), but a process that ran itself out of memory is
+		// also the trigger (any of its threads), whose cgroups BPF read
+		// from the running task.
 		v.known, v.memcgID, v.cgroupID = true, v.triggerMemcgID, v.triggerCgroupID
 	}
 	id := v.cgroupID

@@ -23,7 +23,7 @@ func (c *oomCollector) handle(raw []byte) {
 		pid:  ev.Victim.Pid, tgid: ev.Victim.Tgid, comm: bpf.CString(ev.Victim.Comm[:]),
 		memcgID: ev.Victim.MemcgId, cgroupID: ev.Victim.CgroupId,
 		known: ev.VictimKnown == 1, scopeKnown: ev.ScopeKnown == 1, oomMemcgID: ev.OomMemcgId,
-		triggerPid: ev.Trigger.Pid, triggerComm: bpf.CString(ev.Trigger.Comm[:]),
+		triggerPid: ev.Trigger.Pid, triggerTgid: ev.Trigger.Tgid, triggerComm: bpf.CString(ev.Trigger.Comm[:]),
 		triggerMemcgID: ev.Trigger.MemcgId, triggerCgroupID: ev.Trigger.CgroupId,
 	})
 }
