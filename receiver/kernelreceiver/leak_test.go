@@ -22,9 +22,8 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
 )
 
-// bpfHandles lists what this process holds of BPF objects: file
-// descriptors of programs, maps and links, and memory mappings of maps.
-func bpfHandles(t *testing.T) []string {
+// bpfFDs lists this process's file descriptors of BPF programs, maps and links.
+func bpfFDs(t *testing.T) []string {
 	var out []string
 	fds, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
@@ -33,6 +32,13 @@ func bpfHandles(t *testing.T) []string {
 			out = append(out, "fd "+fd.Name()+" "+target)
 		}
 	}
+	return out
+}
+
+// bpfHandles lists what this process holds of BPF objects: file
+// descriptors, and memory mappings of maps.
+func bpfHandles(t *testing.T) []string {
+	out := bpfFDs(t)
 	maps, err := os.ReadFile("/proc/self/maps")
 	require.NoError(t, err)
 	for _, line := range strings.Split(string(maps), "\n") {
@@ -64,10 +70,24 @@ func TestStartStopReleasesEveryBPFObject(t *testing.T) {
 			assert.NotEqual(t, tracing.StateFailed, s.State, "%s: %s", s.Name, s.Reason)
 		}
 		require.NoError(t, r.Shutdown(context.Background()))
+		// Close must close every descriptor at once; cilium/ebpf's
+		// finalizers would close forgotten ones at the next GC, which
+		// would hide a missing Close, so no GC before this check.
+		assert.Equal(t, bpfFDsOf(before), bpfFDs(t), "descriptors left open after Shutdown")
 	}
 	// cilium/ebpf unmaps global-variable memory when the GC collects it.
 	require.Eventually(t, func() bool {
 		runtime.GC()
 		return len(bpfHandles(t)) == len(before)
 	}, 5*time.Second, 50*time.Millisecond, "left behind: %v", bpfHandles(t))
+}
+
+func bpfFDsOf(handles []string) []string {
+	var out []string
+	for _, h := range handles {
+		if strings.HasPrefix(h, "fd ") {
+			out = append(out, h)
+		}
+	}
+	return out
 }
