@@ -141,6 +141,40 @@ func TestDistribution(t *testing.T) {
 		}
 	})
 
+	// A BPF event: UDP to a closed loopback port is a NO_SOCKET drop.
+	t.Run("dropwatch_event", func(t *testing.T) {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		closed := freeLoopbackAddr(t)
+		to, err := net.ResolveUDPAddr("udp4", closed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := strconv.Itoa(to.Port)
+		var found []map[string]any
+		deadline := time.Now().Add(waitFor)
+		for len(found) == 0 && time.Now().Before(deadline) {
+			if _, err := conn.WriteTo([]byte("x"), to); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // the file exporter flushes every second
+			_, logs, err := readOutput(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found = eventsWith(logs, "kernel.dropwatch", "dport", port)
+		}
+		if len(found) == 0 {
+			t.Fatalf("no kernel.dropwatch record with dport=%s in %s within %s", port, out, waitFor)
+		}
+		if got := found[0]["reason"]; got != "NO_SOCKET" {
+			t.Errorf("reason %v, want NO_SOCKET: %v", got, found[0])
+		}
+	})
+
 	// The link is gone before the collector stops (Cleanup of the subtest).
 	t.Run("shutdown", func(t *testing.T) {
 		code, err := col.stop(20 * time.Second)
@@ -364,6 +398,27 @@ func linkEvents(logs []plog.Logs, ifname string) []string {
 		}
 	}
 	return changes
+}
+
+// eventsWith returns the attributes of every record named event whose
+// attribute key has the string form value.
+func eventsWith(logs []plog.Logs, event, key, value string) []map[string]any {
+	var out []map[string]any
+	for _, ld := range logs {
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					if lr.EventName() != event {
+						continue
+					}
+					if v, ok := lr.Attributes().Get(key); ok && v.AsString() == value {
+						out = append(out, lr.Attributes().AsRaw())
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // addLink creates a dummy interface (a veth pair if the dummy driver is
