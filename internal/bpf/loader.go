@@ -97,6 +97,9 @@ type Options struct {
 	// RingBufferBytes sizes the ring buffer (a power of two, a multiple of
 	// the page size); 0 keeps the program's size.
 	RingBufferBytes uint32
+	// Programs, when set, records every attached program for the
+	// receiver's self-telemetry (the collector's Settings.Programs).
+	Programs *tracing.CollectorPrograms
 }
 
 // Attempt is a candidate that was passed over, and why.
@@ -123,6 +126,7 @@ type Object struct {
 	PerfBuffer bool
 	events     bool // the collection includes events.h
 	links      []link.Link
+	unlist     []func() // remove the programs from Options.Programs
 }
 
 // Load loads spec and attaches every hook; see the package comment.
@@ -157,7 +161,19 @@ func Load(spec Spec, opts Options) (*Object, error) {
 		obj, failedHook, err := tryLoad(spec, opts, candidates, choice)
 		if err == nil {
 			for i, h := range spec.Hooks {
-				obj.Hooks = append(obj.Hooks, Attached{Hook: h.Name, Candidate: candidates[i][choice[i]], Skipped: skipped[i]})
+				c := candidates[i][choice[i]]
+				obj.Hooks = append(obj.Hooks, Attached{Hook: h.Name, Candidate: c, Skipped: skipped[i]})
+				prog := obj.Collection.Programs[c.Program]
+				obj.unlist = append(obj.unlist, opts.Programs.Add(tracing.Program{
+					Hook: h.Name, Attach: c.String(), Name: c.Program,
+					Stats: func() (uint64, uint64, bool) {
+						st, err := prog.Stats()
+						if err != nil {
+							return 0, 0, false
+						}
+						return st.RunCount, uint64(st.Runtime), true
+					},
+				}))
 			}
 			return obj, nil
 		}
@@ -272,6 +288,10 @@ func attach(c Candidate, prog *ebpf.Program) (link.Link, error) {
 // frees them once cilium/ebpf's memory mappings of the collection's global
 // variables are garbage collected.
 func (o *Object) Close() error {
+	for _, unlist := range o.unlist {
+		unlist()
+	}
+	o.unlist = nil
 	var errs []error
 	for _, l := range o.links {
 		errs = append(errs, l.Close())

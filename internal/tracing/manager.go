@@ -64,6 +64,8 @@ type Manager struct {
 	sink       *storage.Sink
 	collectors []*instance // sorted by name
 
+	programs *Programs
+
 	// The receiver's own metrics, appended after the collectors' in Collect.
 	selfDescs  map[string]metric.Desc
 	selfStarts *metric.StartTracker
@@ -94,7 +96,7 @@ type instance struct {
 // for ErrNotSupported): one collector never stops the others.
 func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled) (*Manager, error) {
 	now := time.Now()
-	m := &Manager{logger: logger, sink: sink, selfDescs: map[string]metric.Desc{}, selfStarts: metric.NewStartTracker(now)}
+	m := &Manager{logger: logger, sink: sink, programs: NewPrograms(), selfDescs: map[string]metric.Desc{}, selfStarts: metric.NewStartTracker(now)}
 	for _, d := range SelfMetrics {
 		m.selfDescs[d.Name] = d
 	}
@@ -115,10 +117,11 @@ func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled) (*Man
 			in.descs[d.Name] = d
 		}
 		settings := Settings{
-			Name:    reg.Name,
-			Logger:  in.logger,
-			Storage: sink.For(string(reg.Type)),
-			Config:  e.Config,
+			Name:     reg.Name,
+			Logger:   in.logger,
+			Storage:  sink.For(string(reg.Type)),
+			Config:   e.Config,
+			Programs: &CollectorPrograms{collector: reg.Name, all: m.programs},
 		}
 		attr, err := callFactory(reg, settings)
 		if err == nil {
@@ -293,6 +296,9 @@ func (in *instance) snapshot() Status {
 	return s
 }
 
+// Programs returns the BPF programs the collectors have attached.
+func (m *Manager) Programs() []Program { return m.programs.List() }
+
 // Status returns the status of every collector, sorted by name.
 func (m *Manager) Status() []Status {
 	out := make([]Status, len(m.collectors))
@@ -373,7 +379,7 @@ func (m *Manager) Collect(ctx context.Context, b *metric.Builder) {
 		}
 		in.starts.EndRound()
 	}
-	if _, errs := b.Append(SelfName, m.selfDescs, m.selfStarts, now, SelfData(m.Status(), m.sink.Stats())); len(errs) > 0 {
+	if _, errs := b.Append(SelfName, m.selfDescs, m.selfStarts, now, SelfData(m.Status(), m.sink.Stats(), m.programs.List())); len(errs) > 0 {
 		m.logger.Error("self metrics do not match their declarations", zap.Errors("errors", errs))
 	}
 	m.selfStarts.EndRound()

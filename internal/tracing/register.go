@@ -113,6 +113,25 @@ type Settings struct {
 	// Config is this collector's config section: the type WithConfig
 	// declared, decoded and validated; nil when WithConfig was not used.
 	Config any
+	// Programs is where the BPF platform records the programs this
+	// collector attaches (pass it in bpf.Options), for the receiver's
+	// per-program self-telemetry.
+	Programs *CollectorPrograms
+}
+
+// CollectorPrograms is one collector's view of its receiver's Programs.
+type CollectorPrograms struct {
+	collector string
+	all       *Programs
+}
+
+// Add records a program of this collector; see Programs.Add.
+func (c *CollectorPrograms) Add(p Program) (remove func()) {
+	if c == nil {
+		return func() {}
+	}
+	p.Collector = c.collector
+	return c.all.Add(p)
 }
 
 // Factory creates a collector for one receiver instance. It should only

@@ -11,6 +11,13 @@ const SelfName = "receiver"
 
 var collectorLabel = metric.Label{Name: "collector", Description: "registered collector name"}
 
+var programLabels = []metric.Label{
+	collectorLabel,
+	{Name: "hook", Description: "the collector's logical hook"},
+	{Name: "attach", Description: "the candidate it attached through, kind:target (tp_btf:…, tracepoint:…, kprobe:…)"},
+	{Name: "program", Description: "BPF program name"},
+}
+
 // SelfMetrics declares the receiver's own metrics. They travel through the
 // same metrics pipeline as the kernel data, so an SRE sees on the same
 // dashboard which collectors run on which host and what was lost, without
@@ -24,6 +31,12 @@ var SelfMetrics = []metric.Desc{
 		Description: "panics recovered in the collector's Start or Update"},
 	{Name: "collector.update.errors", Kind: metric.Counter, Unit: "{error}", Labels: []metric.Label{collectorLabel},
 		Description: "Update calls that failed, panicked, overran the collection interval or were skipped because the previous call had not returned"},
+	{Name: "bpf.program.attached", Kind: metric.Gauge, Unit: "{program}", Labels: programLabels,
+		Description: "1 for each BPF program attached, naming the hook candidate it attached through on this kernel"},
+	{Name: "bpf.program.runs", Kind: metric.Counter, Unit: "{run}", Labels: programLabels,
+		Description: "times the program ran; counted by the kernel only while kernel.bpf_stats_enabled is 1"},
+	{Name: "bpf.program.run_time", Kind: metric.Counter, Unit: "s", Labels: programLabels,
+		Description: "time spent running the program; counted by the kernel only while kernel.bpf_stats_enabled is 1"},
 	{Name: "events.saved", Kind: metric.Counter, Unit: "{event}",
 		Description: "events accepted into the queue towards the logs pipeline"},
 	{Name: "events.emitted", Kind: metric.Counter, Unit: "{event}",
@@ -35,7 +48,7 @@ var SelfMetrics = []metric.Desc{
 
 // SelfData reports the manager's status and the sink's counters as points
 // of the SelfMetrics.
-func SelfData(statuses []Status, stats storage.Stats) []*metric.Data {
+func SelfData(statuses []Status, stats storage.Stats, programs []Program) []*metric.Data {
 	out := make([]*metric.Data, 0, 4*len(statuses)+5)
 	for _, s := range statuses {
 		l := map[string]string{"collector": s.Name}
@@ -49,6 +62,15 @@ func SelfData(statuses []Status, stats storage.Stats) []*metric.Data {
 			metric.NewCounterData("collector.panics", float64(s.Panics), "", l),
 			metric.NewCounterData("collector.update.errors", float64(s.UpdateErrors), "", l),
 		)
+	}
+	for _, p := range programs {
+		l := map[string]string{"collector": p.Collector, "hook": p.Hook, "attach": p.Attach, "program": p.Name}
+		out = append(out, metric.NewGaugeData("bpf.program.attached", 1, "", l))
+		if runs, ns, ok := p.Stats(); ok {
+			out = append(out,
+				metric.NewCounterData("bpf.program.runs", float64(runs), "", l),
+				metric.NewCounterData("bpf.program.run_time", float64(ns)/1e9, "", l))
+		}
 	}
 	out = append(out,
 		metric.NewCounterData("events.saved", float64(stats.Saved), "", nil),

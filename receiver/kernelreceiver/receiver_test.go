@@ -4,6 +4,7 @@ package kernelreceiver
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
 )
@@ -135,4 +137,66 @@ func metricNames(md pmetric.Metrics) []string {
 		}
 	}
 	return out
+}
+
+// TestBPFProgramSelfTelemetry: every attached program is reported with the
+// hook candidate it attached through, and with its kernel run count and
+// time while kernel.bpf_stats_enabled is on.
+func TestBPFProgramSelfTelemetry(t *testing.T) {
+	testenv.Sysctl(t, "kernel/bpf_stats_enabled", "1")
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 200 * time.Millisecond
+	metrics := &consumertest.MetricsSink{}
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, metrics)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+
+	// Drops for dropwatch's program to run on: UDP to a closed port.
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer conn.Close()
+	var attach string
+	var runs float64
+	require.Eventually(t, func() bool {
+		_, _ = conn.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+		all := metrics.AllMetrics()
+		if len(all) == 0 {
+			return false
+		}
+		attach, runs = "", 0
+		forEachPoint(all[len(all)-1], func(name string, attrs map[string]any, v float64) {
+			if attrs["collector"] != "dropwatch" {
+				return
+			}
+			switch name {
+			case "kernel.receiver.bpf.program.attached":
+				attach = attrs["attach"].(string)
+			case "kernel.receiver.bpf.program.runs":
+				runs = v
+			}
+		})
+		return attach != "" && runs > 0
+	}, 10*time.Second, 100*time.Millisecond, "attach %q runs %v", attach, runs)
+	assert.Contains(t, []string{"tp_btf:kfree_skb_btf", "tracepoint:skb/kfree_skb"}, attach)
+}
+
+func forEachPoint(md pmetric.Metrics, f func(name string, attrs map[string]any, v float64)) {
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					for _, dp := range m.Gauge().DataPoints().All() {
+						f(m.Name(), dp.Attributes().AsRaw(), dp.DoubleValue())
+					}
+				case pmetric.MetricTypeSum:
+					for _, dp := range m.Sum().DataPoints().All() {
+						f(m.Name(), dp.Attributes().AsRaw(), dp.DoubleValue())
+					}
+				}
+			}
+		}
+	}
 }

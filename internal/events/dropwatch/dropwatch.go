@@ -112,7 +112,7 @@ type dropwatchCollector struct {
 
 func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	return &tracing.EventTracingAttr{
-		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, drops: map[uint32]uint64{}},
+		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil

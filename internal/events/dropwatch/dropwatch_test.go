@@ -44,7 +44,7 @@ func sendUDP(t *testing.T, port, n int) {
 func start(t *testing.T, cfg *Config, opts bpf.Options) *tracingtest.Harness {
 	testenv.RequireRoot(t, "loading BPF programs")
 	h := tracingtest.New(t, "dropwatch", cfg)
-	h.Attr.TracingData.(*dropwatchCollector).opts = opts
+	setOpts(h.Attr.TracingData.(*dropwatchCollector), opts)
 	h.Run(t)
 	// Attached once the hook has counted a drop: poke until it does.
 	require.Eventually(t, func() bool {
@@ -173,4 +173,9 @@ func TestValidate(t *testing.T) {
 	assert.ErrorContains(t, (&Config{Protocol: "tcpp"}).Validate(), `protocol: "tcpp"`)
 	assert.ErrorContains(t, (&Config{Port: 70000}).Validate(), "port: 70000")
 	assert.NoError(t, (&Config{Protocol: "tcp", Port: 80}).Validate())
+}
+
+// setOpts applies a test's hook or channel choice, keeping the program registry.
+func setOpts(c *dropwatchCollector, o bpf.Options) {
+	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
 }

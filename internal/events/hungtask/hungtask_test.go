@@ -44,7 +44,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	fs := testenv.NewFrozenFS(t)
 
 	h := tracingtest.New(t, "hungtask", nil)
-	h.Attr.TracingData.(*hungtaskCollector).opts = opts
+	setOpts(h.Attr.TracingData.(*hungtaskCollector), opts)
 	h.Run(t)
 	time.Sleep(300 * time.Millisecond) // attached before the writers block
 
@@ -120,4 +120,9 @@ func TestStartStopsCleanly(t *testing.T) {
 func TestValidate(t *testing.T) {
 	assert.ErrorContains(t, (&Config{MaxBlockedTasks: -1}).Validate(), "max_blocked_tasks: -1")
 	assert.NoError(t, (&Config{MaxBlockedTasks: 3}).Validate())
+}
+
+// setOpts applies a test's hook or channel choice, keeping the program registry.
+func setOpts(c *hungtaskCollector, o bpf.Options) {
+	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
 }

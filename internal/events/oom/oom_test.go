@@ -71,7 +71,7 @@ func TestCgroupOOMKill(t *testing.T) {
 			name := fmt.Sprintf("kps-oom-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 			dir := testenv.MemoryCgroupV1(t, name, 64<<20)
 			h := tracingtest.New(t, "oom", nil)
-			h.Attr.TracingData.(*oomCollector).opts = tc.opts
+			setOpts(h.Attr.TracingData.(*oomCollector), tc.opts)
 			h.Run(t)
 			time.Sleep(300 * time.Millisecond) // attached
 
@@ -113,4 +113,9 @@ func TestCgroupOOMKill(t *testing.T) {
 			assert.Equal(t, 1.0, kills)
 		})
 	}
+}
+
+// setOpts applies a test's hook or channel choice, keeping the program registry.
+func setOpts(c *oomCollector, o bpf.Options) {
+	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
 }
