@@ -121,7 +121,7 @@ func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled) (*Man
 			Logger:   in.logger,
 			Storage:  sink.For(string(reg.Type)),
 			Config:   e.Config,
-			Programs: &CollectorPrograms{collector: reg.Name, all: m.programs},
+			Programs: m.programs.For(reg.Name),
 		}
 		attr, err := callFactory(reg, settings)
 		if err == nil {

@@ -28,6 +28,11 @@ type Programs struct {
 // NewPrograms returns an empty set.
 func NewPrograms() *Programs { return &Programs{set: map[int]Program{}} }
 
+// For returns the view of ps that a collector's Settings carry.
+func (ps *Programs) For(collector string) *CollectorPrograms {
+	return &CollectorPrograms{collector: collector, all: ps}
+}
+
 // Add records p and returns the function that removes it again.
 func (ps *Programs) Add(p Program) (remove func()) {
 	if ps == nil {

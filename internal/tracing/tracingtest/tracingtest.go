@@ -34,6 +34,8 @@ type Harness struct {
 	// Logs receives every batch the collector's events were saved into.
 	Logs *consumertest.LogsSink
 	Sink *storage.Sink
+	// Programs holds the BPF programs the collector attached.
+	Programs *tracing.Programs
 }
 
 // New creates the registered collector name with cfg (nil means its
@@ -52,16 +54,18 @@ func New(t testing.TB, name string, cfg any) *Harness {
 	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond}, zaptest.NewLogger(t))
 	sink.Start()
 	t.Cleanup(func() { _ = sink.Shutdown(context.Background()) })
+	programs := tracing.NewPrograms()
 	attr, err := reg.Factory(tracing.Settings{
-		Name:    name,
-		Logger:  zaptest.NewLogger(t).Named(name),
-		Storage: sink.For(string(reg.Type)),
-		Config:  cfg,
+		Name:     name,
+		Logger:   zaptest.NewLogger(t).Named(name),
+		Storage:  sink.For(string(reg.Type)),
+		Config:   cfg,
+		Programs: programs.For(name),
 	})
 	if err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}
-	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink}
+	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink, Programs: programs}
 }
 
 // Run calls Start in the background. It returns a stop function (also run
