@@ -4,10 +4,12 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,4 +220,49 @@ func MemoryCgroupV1(t testing.TB, name string, limitBytes int64) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+const hogEnv = "KPS_TESTENV_MEMORY_HOG_CGROUP"
+
+// MaybeRunMemoryHog turns the test binary into a memory hog when
+// RunMemoryHog started it: it moves itself into the cgroup it was given and
+// allocates until the OOM killer ends it. Call it first in TestMain.
+func MaybeRunMemoryHog() {
+	dir := os.Getenv(hogEnv)
+	if dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var hog [][]byte
+	for {
+		b := make([]byte, 1<<20)
+		for i := range b { // touch every page so that it is charged
+			b[i] = 1
+		}
+		hog = append(hog, b)
+	}
+}
+
+// RunMemoryHog runs this test binary as a memory hog in the cgroup
+// directory dir (its TestMain must call MaybeRunMemoryHog), waits until it
+// dies, checks that SIGKILL killed it, and returns its pid.
+func RunMemoryHog(t testing.TB, dir string) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), hogEnv+"="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("the memory hog was not killed: %v", err)
+	}
+	if ws := exit.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the memory hog ended with %v, not SIGKILL", ws)
+	}
+	return cmd.Process.Pid
 }

@@ -26,6 +26,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 )
 
 const (
@@ -34,6 +36,11 @@ const (
 	eventName      = "kernel.netdev"
 	waitFor        = 30 * time.Second
 )
+
+func TestMain(m *testing.M) {
+	testenv.MaybeRunMemoryHog() // the oom subtest's victim is this binary
+	os.Exit(m.Run())
+}
 
 func TestDistribution(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -173,6 +180,44 @@ func TestDistribution(t *testing.T) {
 		if got := found[0]["reason"]; got != "NO_SOCKET" {
 			t.Errorf("reason %v, want NO_SOCKET: %v", got, found[0])
 		}
+	})
+
+	// An OOM kill in a 64 MiB v1 memory cgroup.
+	t.Run("oom_event", func(t *testing.T) {
+		name := fmt.Sprintf("kps-e2e-oom-%d", os.Getpid())
+		dir := testenv.MemoryCgroupV1(t, name, 64<<20)
+		pid := strconv.Itoa(testenv.RunMemoryHog(t, dir))
+		col.waitUntil(t, "a kernel.oom record for pid "+pid, func() (bool, string) {
+			_, logs, err := readOutput(out)
+			if err != nil {
+				return false, err.Error()
+			}
+			found := eventsWith(logs, "kernel.oom", "pid", pid)
+			if len(found) == 0 {
+				return false, "none yet"
+			}
+			if found[0]["memory_cgroup.path"] != "/"+name || found[0]["scope"] != "cgroup" {
+				t.Errorf("record %v: want memory_cgroup.path /%s and scope cgroup", found[0], name)
+			}
+			return true, ""
+		})
+	})
+
+	// A writer stuck on a frozen filesystem, with the hung-task timeout
+	// lowered for the test.
+	t.Run("hungtask_event", func(t *testing.T) {
+		testenv.Sysctl(t, "kernel/hung_task_timeout_secs", "2")
+		testenv.Sysctl(t, "kernel/hung_task_warnings", "10")
+		fs := testenv.NewFrozenFS(t)
+		pid := strconv.Itoa(fs.StartWriters(1)[0])
+		col.waitUntil(t, "a kernel.hungtask record for pid "+pid, func() (bool, string) {
+			_, logs, err := readOutput(out)
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(eventsWith(logs, "kernel.hungtask", "pid", pid)) > 0, "none yet"
+		})
+		fs.Thaw()
 	})
 
 	// The link is gone before the collector stops (Cleanup of the subtest).

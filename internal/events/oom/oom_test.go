@@ -1,13 +1,9 @@
 package oom
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,40 +16,9 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing/tracingtest"
 )
 
-const childEnv = "KPS_OOM_CHILD_CGROUP"
-
-// TestMain doubles as the OOM victim: run with childEnv set, the test
-// binary moves itself into that cgroup and allocates until it is killed.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		var hog [][]byte
-		for {
-			b := make([]byte, 1<<20)
-			for i := range b { // touch every page so it is charged
-				b[i] = 1
-			}
-			hog = append(hog, b)
-		}
-	}
+	testenv.MaybeRunMemoryHog()
 	goleak.VerifyTestMain(m)
-}
-
-// runVictim starts a child in cgroup dir that allocates until the OOM
-// killer ends it, and returns its pid once it died of SIGKILL.
-func runVictim(t *testing.T, dir string) int {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	require.NoError(t, cmd.Start())
-	err := cmd.Wait()
-	var exit *exec.ExitError
-	require.True(t, errors.As(err, &exit), "the child must be killed, got %v", err)
-	ws := exit.Sys().(syscall.WaitStatus)
-	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "killed by SIGKILL, got %v", ws)
-	return cmd.Process.Pid
 }
 
 func TestCgroupOOMKill(t *testing.T) {
@@ -75,7 +40,7 @@ func TestCgroupOOMKill(t *testing.T) {
 			h.Run(t)
 			time.Sleep(300 * time.Millisecond) // attached
 
-			pid := runVictim(t, dir)
+			pid := testenv.RunMemoryHog(t, dir)
 			events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })
 			time.Sleep(300 * time.Millisecond)
 			var mine []tracingtest.Event
