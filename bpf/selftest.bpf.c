@@ -29,14 +29,27 @@ struct {
 	__type(value, __u64);
 } hits SEC(".maps");
 
+/* The n-th hit adds n to a log2 histogram (common.h), so the test knows
+ * the expected bucket counts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hist);
+} hit_hist SEC(".maps");
+
 static __always_inline int hit(void *ctx, __u32 hook)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) != target_tgid)
 		return 0;
 	__u32 zero = 0;
 	__u64 *n = bpf_map_lookup_elem(&hits, &zero);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	if (n) {
+		__u64 nth = __sync_fetch_and_add(n, 1) + 1;
+		struct hist *h = bpf_map_lookup_elem(&hit_hist, &zero);
+		if (h)
+			hist_add(h, nth);
+	}
 	if (!rate_allow())
 		return 0;
 	struct selftest_event e = {};

@@ -370,3 +370,18 @@ func inode(t *testing.T, path string) uint64 {
 	require.NoError(t, unix.Stat(path, &st), path)
 	return st.Ino
 }
+
+// TestLog2Histogram checks common.h's hist_add: the n-th getppid adds n,
+// so after 25 calls bucket i (values in [2^(i-1), 2^i)) holds how many of
+// 1..25 fall in it.
+func TestLog2Histogram(t *testing.T) {
+	obj := load(t, selftestSpec(t, 0), Options{Force: map[string]Kind{"getppid": Tracepoint}})
+	for range 25 {
+		syscall.Getppid()
+	}
+	var h selftestHist
+	require.NoError(t, obj.Collection.Maps["hit_hist"].Lookup(uint32(0), &h))
+	want := [32]uint64{1: 1, 2: 2, 3: 4, 4: 8, 5: 10}
+	assert.Equal(t, want, h.Slots)
+	assert.Equal(t, uint64(25*26/2), h.Sum)
+}

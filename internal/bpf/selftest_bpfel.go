@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type selftestHist struct {
+	_     structs.HostLayout
+	Slots [32]uint64
+	Sum   uint64
+}
+
 type selftestRateWindow struct {
 	_       structs.HostLayout
 	StartNs uint64
@@ -42,6 +48,7 @@ const (
 	selftestMapEvents              = "events"
 	selftestMapEventsLost          = "events_lost"
 	selftestMapEventsPerf          = "events_perf"
+	selftestMapHitHist             = "hit_hist"
 	selftestMapHits                = "hits"
 	selftestMapRateCounters        = "rate_counters"
 	selftestMapRateWindow          = "rate_window"
@@ -108,6 +115,7 @@ type selftestMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	EventsLost   *ebpf.MapSpec `ebpf:"events_lost"`
 	EventsPerf   *ebpf.MapSpec `ebpf:"events_perf"`
+	HitHist      *ebpf.MapSpec `ebpf:"hit_hist"`
 	Hits         *ebpf.MapSpec `ebpf:"hits"`
 	RateCounters *ebpf.MapSpec `ebpf:"rate_counters"`
 	RateWindow   *ebpf.MapSpec `ebpf:"rate_window"`
@@ -146,6 +154,7 @@ type selftestMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	EventsLost   *ebpf.Map `ebpf:"events_lost"`
 	EventsPerf   *ebpf.Map `ebpf:"events_perf"`
+	HitHist      *ebpf.Map `ebpf:"hit_hist"`
 	Hits         *ebpf.Map `ebpf:"hits"`
 	RateCounters *ebpf.Map `ebpf:"rate_counters"`
 	RateWindow   *ebpf.Map `ebpf:"rate_window"`
@@ -156,6 +165,7 @@ func (m *selftestMaps) Close() error {
 		m.Events,
 		m.EventsLost,
 		m.EventsPerf,
+		m.HitHist,
 		m.Hits,
 		m.RateCounters,
 		m.RateWindow,

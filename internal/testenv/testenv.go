@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,17 +149,74 @@ func TaskState(pid int) string {
 }
 
 // Tracefs makes sure tracefs is mounted at /sys/kernel/tracing for the
-// test, and unmounts it afterwards if the test was the one to mount it.
+// test, and unmounts it afterwards if a test mounted it and no test still
+// uses it. Test packages run as parallel processes, so the mount is shared
+// through two lock files: "guard", held exclusively while checking,
+// mounting or unmounting, and "users", held shared by every process with a
+// test using tracefs; the last process out, able to lock "users"
+// exclusively, unmounts. A marker file says a test, not the host, mounted it.
 func Tracefs(t testing.TB) {
 	t.Helper()
 	RequireRoot(t, "mounting tracefs")
-	const dir = "/sys/kernel/tracing"
-	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) == nil && st.Type == tracefsMagic {
-		return
+	tracefsMu.Lock()
+	defer tracefsMu.Unlock()
+	if tracefsUsers == 0 {
+		guard := lockFile(t, tracefsGuard, syscall.LOCK_EX)
+		var st syscall.Statfs_t
+		if syscall.Statfs(tracefsDir, &st) != nil || st.Type != tracefsMagic {
+			Run(t, "mount", "-t", "tracefs", "tracefs", tracefsDir)
+			if err := os.WriteFile(tracefsMarker, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tracefsUsersLock = lockFile(t, tracefsUsersFile, syscall.LOCK_SH)
+		guard.Close() // releases the lock
 	}
-	Run(t, "mount", "-t", "tracefs", "tracefs", dir)
-	t.Cleanup(func() { cleanupRun(t, "umount", dir) })
+	tracefsUsers++
+	t.Cleanup(func() {
+		tracefsMu.Lock()
+		defer tracefsMu.Unlock()
+		if tracefsUsers--; tracefsUsers > 0 {
+			return
+		}
+		guard := lockFile(t, tracefsGuard, syscall.LOCK_EX)
+		defer guard.Close()
+		users := tracefsUsersLock
+		tracefsUsersLock = nil
+		defer users.Close()
+		if syscall.Flock(int(users.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return // another process still uses it
+		}
+		if _, err := os.Stat(tracefsMarker); err == nil {
+			cleanupRun(t, "umount", tracefsDir)
+			_ = os.Remove(tracefsMarker)
+		}
+	})
+}
+
+const (
+	tracefsDir       = "/sys/kernel/tracing"
+	tracefsGuard     = "/run/otelcol-kernel-tests-tracefs.guard"
+	tracefsUsersFile = "/run/otelcol-kernel-tests-tracefs.users"
+	tracefsMarker    = "/run/otelcol-kernel-tests-tracefs.mounted"
+)
+
+var (
+	tracefsMu        sync.Mutex
+	tracefsUsers     int      // tests of this process using tracefs now
+	tracefsUsersLock *os.File // shared lock on tracefsUsersFile while tracefsUsers > 0
+)
+
+func lockFile(t testing.TB, path string, how int) *os.File {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	return f
 }
 
 const tracefsMagic = 0x74726163

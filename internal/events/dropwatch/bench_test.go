@@ -108,7 +108,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 			// Let the reader drain what the kernel handed over.
 			want := before + uint64(b.N)
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				if h.Sink.Stats().Saved+c.lost.Load() >= want {
+				if h.Sink.Stats().Saved+c.counters.Lost() >= want {
 					break
 				}
 			}
@@ -116,8 +116,8 @@ func BenchmarkEventThroughput(b *testing.B) {
 			saved := h.Sink.Stats().Saved - before
 			time.Sleep(1100 * time.Millisecond) // the counters refresh every second
 			b.ReportMetric(float64(saved)/elapsed.Seconds(), "events/s")
-			b.ReportMetric(float64(c.lost.Load()), "lost")
-			b.ReportMetric(float64(c.limited.Load()), "limited")
+			b.ReportMetric(float64(c.counters.Lost()), "lost")
+			b.ReportMetric(float64(c.counters.Limited()), "limited")
 			b.ReportMetric(float64(h.Sink.Stats().Dropped["queue_full"]), "queue_full")
 		})
 	}

@@ -90,9 +90,8 @@ func init() {
 		tracing.WithMetrics(
 			metric.Desc{Name: "drops", Kind: metric.Counter, Unit: "{packet}", Description: "dropped packets that pass the filter, by reason, since the collector started (capped events included)",
 				Labels: []metric.Label{{Name: "reason", Description: "drop reason, as the running kernel names it"}}},
-			metric.Desc{Name: "limited", Kind: metric.Counter, Unit: "{event}", Description: "drop events held back by events_per_second"},
-			metric.Desc{Name: "lost", Kind: metric.Counter, Unit: "{event}", Description: "drop events lost because the buffer to user space was full"},
 		),
+		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 	)
 }
 
@@ -105,9 +104,9 @@ type dropwatchCollector struct {
 	reasons atomic.Pointer[map[uint64]string] // this kernel's reason names; read by Update too
 	syms    *ksym.Table                       // nil unless kernel_stack
 
-	mu            sync.Mutex
-	drops         map[uint32]uint64 // by reason code, from the kernel's counts
-	limited, lost atomic.Uint64
+	mu       sync.Mutex
+	drops    map[uint32]uint64 // by reason code, from the kernel's counts
+	counters bpf.EventCounters
 }
 
 func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
@@ -211,11 +210,13 @@ func (c *dropwatchCollector) lazySyms() *ksym.Table {
 
 // trimProbeFrames symbolizes a stack without its top frames that belong
 // to the probe itself (the BPF program and the tracepoint's trampoline),
-// so that it starts where the kernel dropped the packet.
+// so that it starts where the kernel dropped the packet. Our program may
+// be missing from the symbol table (loaded after it was read) or be taken
+// for a neighbouring BPF program, so every JIT-ed BPF frame is skipped.
 func trimProbeFrames(syms *ksym.Table, addrs []uint64) []string {
 	for len(addrs) > 0 {
 		name, _, ok := syms.Resolve(addrs[0])
-		if ok && !strings.HasPrefix(name, "bpf_trace_run") && !strings.HasPrefix(name, "__bpf_trace_") {
+		if ok && !strings.HasSuffix(name, " [bpf]") && !strings.HasPrefix(name, "bpf_trace_run") && !strings.HasPrefix(name, "__bpf_trace_") {
 			break
 		}
 		addrs = addrs[1:]
@@ -234,12 +235,7 @@ func (c *dropwatchCollector) reasonName(code uint32) string {
 
 // refresh copies the kernel's per-reason counts and the cap and loss counters.
 func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
-	if _, limited, err := obj.RateCounts(); err == nil {
-		c.limited.Store(limited)
-	}
-	if lost, err := rd.Lost(); err == nil {
-		c.lost.Store(lost)
-	}
+	c.counters.Refresh(obj, rd)
 	var key uint32
 	var perCPU []uint64
 	drops := map[uint32]uint64{}
@@ -265,10 +261,7 @@ func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.
 func (c *dropwatchCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := []*metric.Data{
-		metric.NewCounterData("limited", float64(c.limited.Load()), "", nil),
-		metric.NewCounterData("lost", float64(c.lost.Load()), "", nil),
-	}
+	out := c.counters.Data()
 	for code, n := range c.drops {
 		out = append(out, metric.NewCounterData("drops", float64(n), "", map[string]string{"reason": c.reasonName(code)}))
 	}

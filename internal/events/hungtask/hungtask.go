@@ -77,11 +77,8 @@ func init() {
 		tracing.WithDescription("Tasks blocked in D state beyond kernel.hung_task_timeout_secs (the kernel's hung-task detector), with the kernel stacks of every blocked task."),
 		tracing.WithConfig(func() *Config { return &Config{MaxBlockedTasks: 32, EventsPerSecond: 10} }),
 		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks."),
-		tracing.WithMetrics(
-			metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"},
-			metric.Desc{Name: "limited", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports held back by events_per_second"},
-			metric.Desc{Name: "lost", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports lost because the buffer to user space was full"},
-		),
+		tracing.WithMetrics(metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"}),
+		tracing.WithMetrics(bpf.EventCounterDescs("{task}")...),
 	)
 }
 
@@ -92,7 +89,8 @@ type hungtaskCollector struct {
 	proc    procfs.FS
 	opts    bpf.Options // tests force a hook or the perf buffer
 
-	events, limited, lost atomic.Uint64
+	events   atomic.Uint64
+	counters bpf.EventCounters
 }
 
 func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
@@ -136,14 +134,7 @@ func (c *hungtaskCollector) Start(ctx context.Context) error {
 		}
 		c.events.Add(1)
 		c.save(ev)
-	}, func(rd *bpf.EventReader) {
-		if _, limited, err := obj.RateCounts(); err == nil {
-			c.limited.Store(limited)
-		}
-		if lost, err := rd.Lost(); err == nil {
-			c.lost.Store(lost)
-		}
-	})
+	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
 }
 
 func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
@@ -200,11 +191,7 @@ func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 
 // Update reports the counters.
 func (c *hungtaskCollector) Update() ([]*metric.Data, error) {
-	return []*metric.Data{
-		metric.NewCounterData("events", float64(c.events.Load()), "", nil),
-		metric.NewCounterData("limited", float64(c.limited.Load()), "", nil),
-		metric.NewCounterData("lost", float64(c.lost.Load()), "", nil),
-	}, nil
+	return append(c.counters.Data(), metric.NewCounterData("events", float64(c.events.Load()), "", nil)), nil
 }
 
 // stack reads a /proc stack file: "[<0>] func+0x1a/0x50" lines.

@@ -87,6 +87,7 @@ func init() {
 		tracing.WithDescription("OOM kills, with the victim's memory cgroup and its usage, limit and counters, the OOM's scope (cgroup or global) and the host's memory."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 50} }),
 		tracing.WithEvent("oom", &oomEvent{}, "The OOM killer chose a victim."),
+		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 		tracing.WithMetrics(metric.Desc{
 			Name: "kills", Kind: metric.Counter, Unit: "{kill}", Description: "OOM kills seen since the collector started",
 			Labels: []metric.Label{
@@ -107,8 +108,9 @@ type oomCollector struct {
 	memRoot string // memory hierarchy mount
 	memV1   bool
 
-	mu    sync.Mutex
-	kills map[[2]string]uint64 // by scope, memory cgroup
+	mu       sync.Mutex
+	kills    map[[2]string]uint64 // by scope, memory cgroup
+	counters bpf.EventCounters
 }
 
 func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
@@ -146,7 +148,7 @@ func (c *oomCollector) Start(ctx context.Context) error {
 	for _, h := range obj.Hooks {
 		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
 	}
-	return obj.ServeEvents(ctx, 0, c.handle, func(*bpf.EventReader) {})
+	return obj.ServeEvents(ctx, 0, c.handle, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
 }
 
 // victim is what the BPF side knows of one kill, decoded per architecture.
@@ -315,7 +317,7 @@ func (c *oomCollector) meminfo() map[string]uint64 {
 func (c *oomCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]*metric.Data, 0, len(c.kills))
+	out := c.counters.Data()
 	for k, n := range c.kills {
 		out = append(out, metric.NewCounterData("kills", float64(n), "", map[string]string{"scope": k[0], "memory_cgroup": k[1]}))
 	}
