@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/safchain/ethtool"
@@ -41,14 +43,17 @@ type Config struct {
 // Validate names the setting at fault.
 func (c *Config) Validate() error {
 	var errs []error
-	for key, expr := range map[string]string{"include": c.Include, "exclude": c.Exclude} {
-		if _, err := regexp.Compile(expr); err != nil {
-			errs = append(errs, fmt.Errorf("%s: invalid regular expression %q: %w", key, expr, err))
+	for _, kv := range [...]struct{ key, expr string }{{"include", c.Include}, {"exclude", c.Exclude}} {
+		if _, err := regexp.Compile(kv.expr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: invalid regular expression %q: %w", kv.key, kv.expr, err))
 		}
 	}
 	for i, p := range c.NetworkNamespaces {
-		if p == "" {
+		switch {
+		case p == "":
 			errs = append(errs, fmt.Errorf("network_namespaces[%d]: empty path", i))
+		case !filepath.IsAbs(p):
+			errs = append(errs, fmt.Errorf("network_namespaces[%d]: %q is not an absolute path", i, p))
 		}
 	}
 	return errors.Join(errs...)
@@ -72,6 +77,7 @@ type linkEvent struct {
 	NetnsInode      uint32 `json:"netns_inode" doc:"inode of the interface's network namespace (as in /proc/PID/ns/net)"`
 }
 
+// Severity is WARN for a link going down, INFO for one coming up.
 func (e *linkEvent) Severity() plog.SeverityNumber {
 	if e.Change == changeAdminDown || e.Change == changeCarrierDown {
 		return plog.SeverityNumberWarn
@@ -79,6 +85,7 @@ func (e *linkEvent) Severity() plog.SeverityNumber {
 	return plog.SeverityNumberInfo
 }
 
+// Summary is the record body, e.g. "eth0: carrier down".
 func (e *linkEvent) Summary() string {
 	switch e.Change {
 	case changeAdminUp:
@@ -99,6 +106,8 @@ const (
 	changeCarrierDown = "carrier_down"
 )
 
+var allChanges = [...]string{changeAdminUp, changeAdminDown, changeCarrierUp, changeCarrierDown}
+
 func init() {
 	tracing.RegisterEventTracing("netdev", newNetdev,
 		tracing.WithDescription("Network interfaces going admin up/down and gaining/losing carrier, from rtnetlink, with ethtool driver info."),
@@ -117,26 +126,35 @@ func init() {
 	)
 }
 
+// netnsCheckInterval is how often Start checks that each configured
+// namespace path still names the namespace it subscribed to. Tests shorten it.
+var netnsCheckInterval = 5 * time.Second
+
 type netdevCollector struct {
 	cfg              *Config
 	include, exclude *regexp.Regexp
 	storage          *storage.Storage
 	logger           *zap.Logger
 
+	// handled counts link messages processed (tests wait on it for the
+	// initial dump to be read).
+	handled atomic.Uint64
+
 	mu     sync.Mutex
 	counts map[seriesKey]*series
 }
 
+// seriesKey is exactly the label set of one link_changes series (driver
+// aside, which follows the device), so that no two series share labels.
 type seriesKey struct {
 	netns          uint32
-	ifindex        int
 	device, change string
 }
 
 type series struct {
 	driver  string
 	count   uint64
-	removed bool // the interface is gone: report once more, then forget
+	removed bool // no interface has this name any more: report once more, then forget
 }
 
 func newNetdev(s tracing.Settings) (*tracing.EventTracingAttr, error) {
@@ -145,12 +163,12 @@ func newNetdev(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	var err error
 	if cfg.Include != "" {
 		if c.include, err = regexp.Compile(cfg.Include); err != nil {
-			return nil, fmt.Errorf("include: %w", err)
+			return nil, fmt.Errorf("include: invalid regular expression %q: %w", cfg.Include, err)
 		}
 	}
 	if cfg.Exclude != "" {
 		if c.exclude, err = regexp.Compile(cfg.Exclude); err != nil {
-			return nil, fmt.Errorf("exclude: %w", err)
+			return nil, fmt.Errorf("exclude: invalid regular expression %q: %w", cfg.Exclude, err)
 		}
 	}
 	return &tracing.EventTracingAttr{
@@ -174,8 +192,10 @@ type update struct {
 }
 
 // Start subscribes to link notifications in every watched namespace and
-// saves an event per change until ctx ends. A broken subscription returns
-// an error, and the framework subscribes again after the interval.
+// saves an event per change until ctx ends. A broken subscription, or a
+// configured namespace path that no longer names the namespace subscribed
+// to, returns an error naming the path; the framework subscribes again
+// after the interval.
 func (c *netdevCollector) Start(ctx context.Context) error {
 	paths := c.cfg.NetworkNamespaces
 	if len(paths) == 0 {
@@ -194,39 +214,72 @@ func (c *netdevCollector) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if dup := findNetns(watchers, w); dup != nil {
+			c.logger.Info("network namespace listed twice; watching it once",
+				zap.String("netns", nsName(p)), zap.String("same_as", nsName(dup.path)))
+			w.close()
+			continue
+		}
 		watchers = append(watchers, w)
 		if err := w.subscribe(updates, errs); err != nil {
 			return err
 		}
 	}
+	c.reconcile(watchers)
+
+	check := time.NewTicker(netnsCheckInterval)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-errs:
 			return err
+		case <-check.C:
+			for _, w := range watchers {
+				if err := w.checkPath(); err != nil {
+					// Dropping our handle and sockets lets the kernel free
+					// the namespace; its interfaces are gone for us.
+					c.forgetNetns(w.inode)
+					return err
+				}
+			}
 		case u := <-updates:
 			c.handle(u.w, u.LinkUpdate)
+			c.handled.Add(1)
 		}
 	}
+}
+
+// known is what a watcher remembers of an interface.
+type known struct {
+	linkState
+	name string
 }
 
 // handle compares one link message with the interface's previous state.
 func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 	attrs := u.Link.Attrs()
 	idx := int(u.Index)
+	prev, seen := w.state[idx]
 	if u.Header.Type == unix.RTM_DELLINK {
 		delete(w.state, idx)
-		c.markRemoved(w.inode, idx)
+		c.gone(w.inode, attrs.Name)
+		if seen && prev.name != attrs.Name {
+			c.gone(w.inode, prev.name)
+		}
 		return
 	}
 	now := linkState{admin: u.Flags&unix.IFF_UP != 0, carrier: u.Flags&unix.IFF_LOWER_UP != 0}
-	prev, known := w.state[idx]
-	w.state[idx] = now
-	if !known || !c.wanted(attrs.Name) {
+	w.state[idx] = known{now, attrs.Name}
+	if seen && prev.name != attrs.Name {
+		c.gone(w.inode, prev.name) // renamed
+	}
+	c.present(w.inode, attrs.Name)
+	if !seen || !c.wanted(attrs.Name) {
 		return
 	}
-	changes := diff(prev, now)
+	changes := diff(prev.linkState, now)
 	if len(changes) == 0 {
 		return
 	}
@@ -235,11 +288,11 @@ func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 		ev := &linkEvent{
 			Ifname: attrs.Name, Ifindex: idx, Change: change,
 			AdminState: upDown(now.admin), Carrier: upDown(now.carrier),
-			OperState: attrs.OperState.String(), MTU: attrs.MTU, MAC: hwAddr(attrs.HardwareAddr),
+			OperState: operState(attrs.OperState), MTU: attrs.MTU, MAC: hwAddr(attrs.HardwareAddr),
 			Kind: u.Link.Type(), NetnsInode: w.inode,
 			Driver: info.Driver, DriverVersion: info.Version, FirmwareVersion: info.FwVersion, BusInfo: info.BusInfo,
 		}
-		c.count(w.inode, idx, attrs.Name, change, info.Driver)
+		c.count(w.inode, attrs.Name, change, info.Driver)
 		if err := c.storage.Save("netdev", "", time.Now(), ev); err != nil {
 			c.logger.Debug("netdev event not saved", zap.Error(err))
 		}
@@ -253,8 +306,11 @@ type linkState struct{ admin, carrier bool }
 //
 // Carrier is IFF_LOWER_UP, the physical-layer signal `ip link` shows as
 // LOWER_UP, rather than IFF_RUNNING, which follows the RFC 2863
-// operational state and so also moves with dormancy; the operational state
-// is reported as its own field instead.
+// operational state and so also moves with dormancy (802.1X, wireless
+// association) and on stacked devices with their lower device; the
+// operational state is reported as its own field instead. The kernel sets
+// IFF_LOWER_UP only while the device is admin up, so admin_down on a link
+// with carrier comes with carrier_down.
 func diff(prev, now linkState) []string {
 	var out []string
 	if prev.admin != now.admin {
@@ -275,6 +331,25 @@ func pick(b bool, ifTrue, ifFalse string) string {
 
 func upDown(b bool) string { return pick(b, "up", "down") }
 
+// operState names IFLA_OPERSTATE as /sys/class/net/*/operstate does.
+func operState(s netlink.LinkOperState) string {
+	switch s {
+	case netlink.OperNotPresent:
+		return "notpresent"
+	case netlink.OperDown:
+		return "down"
+	case netlink.OperLowerLayerDown:
+		return "lowerlayerdown"
+	case netlink.OperTesting:
+		return "testing"
+	case netlink.OperDormant:
+		return "dormant"
+	case netlink.OperUp:
+		return "up"
+	}
+	return "unknown"
+}
+
 func hwAddr(a net.HardwareAddr) string {
 	if len(a) == 0 {
 		return ""
@@ -282,10 +357,10 @@ func hwAddr(a net.HardwareAddr) string {
 	return a.String()
 }
 
-func (c *netdevCollector) count(netnsInode uint32, idx int, device, change, driver string) {
+func (c *netdevCollector) count(netnsInode uint32, device, change, driver string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := seriesKey{netnsInode, idx, device, change}
+	k := seriesKey{netnsInode, device, change}
 	s, ok := c.counts[k]
 	if !ok {
 		s = &series{}
@@ -293,13 +368,60 @@ func (c *netdevCollector) count(netnsInode uint32, idx int, device, change, driv
 	}
 	s.driver = driver
 	s.count++
+	s.removed = false
 }
 
-func (c *netdevCollector) markRemoved(netnsInode uint32, idx int) {
+// gone marks the series of an interface name that no longer exists.
+func (c *netdevCollector) gone(netnsInode uint32, device string) {
+	c.setRemoved(netnsInode, device, true)
+}
+
+// present unmarks them when the name is in use again before the series
+// was dropped: its count goes on.
+func (c *netdevCollector) present(netnsInode uint32, device string) {
+	c.setRemoved(netnsInode, device, false)
+}
+
+func (c *netdevCollector) setRemoved(netnsInode uint32, device string, removed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, change := range allChanges {
+		if s, ok := c.counts[seriesKey{netnsInode, device, change}]; ok {
+			s.removed = removed
+		}
+	}
+}
+
+func (c *netdevCollector) forgetNetns(netnsInode uint32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, s := range c.counts {
-		if k.netns == netnsInode && k.ifindex == idx {
+		if k.netns == netnsInode {
+			s.removed = true
+		}
+	}
+}
+
+// reconcile marks removed the series of interfaces that disappeared while
+// no subscription was listening (before this Start, e.g. during a restart)
+// and of namespaces no longer watched. It lists each namespace's links
+// after subscribing, so a deletion after the listing still arrives as
+// RTM_DELLINK.
+func (c *netdevCollector) reconcile(watchers []*watcher) {
+	names := map[uint32]map[string]bool{}
+	for _, w := range watchers {
+		list, err := w.linkNames()
+		if err != nil {
+			c.logger.Info("cannot list links to prune counters of removed interfaces", zap.String("netns", nsName(w.path)), zap.Error(err))
+			list = nil // keep this namespace's series as they are
+		}
+		names[w.inode] = list
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, s := range c.counts {
+		list, watched := names[k.netns]
+		if !watched || (list != nil && !list[k.device]) {
 			s.removed = true
 		}
 	}
@@ -307,7 +429,11 @@ func (c *netdevCollector) markRemoved(netnsInode uint32, idx int) {
 
 // Update reports the change counters. Series of removed interfaces are
 // reported one last time and then dropped, so that interface churn (a veth
-// per container) cannot grow them without bound.
+// per container) cannot grow them without bound; the number of series is
+// bounded by the interfaces that exist (times four changes) plus those
+// removed since the last Update. An interface created again under the same
+// name in the same namespace after that starts again from zero, which the
+// exporter sees as a counter reset.
 func (c *netdevCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -326,19 +452,23 @@ func (c *netdevCollector) Update() ([]*metric.Data, error) {
 
 // watcher is the subscription to one network namespace.
 type watcher struct {
-	path   string // "" for the receiver's own namespace
-	logger *zap.Logger
-	ns     netns.NsHandle
-	inode  uint32
-	state  map[int]linkState // by ifindex; only the Start goroutine touches it
-	tool   *ethtool.Ethtool  // nil when ethtool is unavailable in this namespace
-	done   chan struct{}
-	ch     chan netlink.LinkUpdate
-	fwd    sync.WaitGroup
+	path     string // "" for the receiver's own namespace
+	logger   *zap.Logger
+	ns       netns.NsHandle
+	dev      uint64 // of the namespace file: with inode, its identity
+	inode    uint32
+	state    map[int]known    // by ifindex; only the Start goroutine touches it
+	tool     *ethtool.Ethtool // nil when ethtool is unavailable in this namespace
+	done     chan struct{}
+	ch       chan netlink.LinkUpdate
+	fwd      sync.WaitGroup
+	errs     chan<- error
+	skipped  atomic.Uint64 // errors reported by the subscription, logged sparsely
+	lastSkip atomic.Pointer[error]
 }
 
 func newWatcher(path string, logger *zap.Logger) (*watcher, error) {
-	w := &watcher{path: path, logger: logger, state: map[int]linkState{}, done: make(chan struct{})}
+	w := &watcher{path: path, logger: logger, state: map[int]known{}, done: make(chan struct{})}
 	var err error
 	if path == "" {
 		w.ns, err = netns.Get()
@@ -348,12 +478,19 @@ func newWatcher(path string, logger *zap.Logger) (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network namespace %q: %w", nsName(path), err)
 	}
+	if t, err := unix.IoctlRetInt(int(w.ns), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		w.ns.Close()
+		if err == nil {
+			err = fmt.Errorf("namespace type %#x", t)
+		}
+		return nil, fmt.Errorf("network namespace %q: not a network namespace file: %w", nsName(path), err)
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(w.ns), &st); err != nil {
 		w.ns.Close()
 		return nil, fmt.Errorf("network namespace %q: %w", nsName(path), err)
 	}
-	w.inode = uint32(st.Ino) // namespace inodes come from proc_alloc_inum: 32 bits
+	w.dev, w.inode = st.Dev, uint32(st.Ino) // namespace inodes come from proc_alloc_inum: 32 bits
 	w.tool, err = ethtoolIn(w.ns, path == "")
 	if err != nil {
 		logger.Info("no ethtool driver info in this network namespace", zap.String("netns", nsName(path)), zap.Error(err))
@@ -368,23 +505,56 @@ func nsName(path string) string {
 	return path
 }
 
+func findNetns(ws []*watcher, w *watcher) *watcher {
+	for _, o := range ws {
+		if o.dev == w.dev && o.inode == w.inode {
+			return o
+		}
+	}
+	return nil
+}
+
+// checkPath reports a configured path that no longer names the namespace
+// subscribed to (`ip netns del`, the process of /proc/PID/ns/net exited).
+// Our handle would otherwise keep that namespace alive for ever.
+func (w *watcher) checkPath() error {
+	if w.path == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(w.path, &st); err != nil {
+		return fmt.Errorf("network namespace %q is gone: %w", w.path, err)
+	}
+	switch {
+	case st.Dev != w.dev: // not on nsfs: e.g. `ip netns del` has unmounted it
+		return fmt.Errorf("network namespace %q is gone: the path is no longer a namespace file", w.path)
+	case uint32(st.Ino) != w.inode:
+		return fmt.Errorf("network namespace %q now names another namespace (inode %d, was %d)", w.path, st.Ino, w.inode)
+	}
+	return nil
+}
+
 // subscribe starts the netlink subscription; updates and errors are
 // forwarded, tagged, to the collector's channels until stop.
 func (w *watcher) subscribe(out chan<- update, errs chan<- error) error {
 	w.ch = make(chan netlink.LinkUpdate, 64)
-	ns := w.ns
-	err := netlink.LinkSubscribeWithOptions(w.ch, w.done, netlink.LinkSubscribeOptions{
-		Namespace:    &ns,
-		ListExisting: true,
-		ErrorCallback: func(err error) {
-			select {
-			case <-w.done: // the error of our own close
-			case errs <- fmt.Errorf("netlink subscription in network namespace %q: %w", nsName(w.path), err):
-			default:
+	w.errs = errs
+	opts := netlink.LinkSubscribeOptions{ListExisting: true, ErrorCallback: w.onError}
+	if w.path != "" {
+		// Only for another namespace: the library enters the namespace to
+		// create the socket, which needs CAP_SYS_ADMIN even for our own.
+		ns := w.ns
+		opts.Namespace = &ns
+	}
+	if err := netlink.LinkSubscribeWithOptions(w.ch, w.done, opts); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			// Privileges do not come back by restarting: stay inactive, saying why.
+			need := "CAP_NET_ADMIN (netlink v1.3.1 sends the initial link dump request to the multicast group)"
+			if w.path != "" {
+				need = "CAP_SYS_ADMIN to enter it and " + need
 			}
-		},
-	})
-	if err != nil {
+			return tracing.NotSupported("subscribing to link updates in network namespace %q needs %s: %v", nsName(w.path), need, err)
+		}
 		return fmt.Errorf("subscribing to link updates in network namespace %q: %w", nsName(w.path), err)
 	}
 	w.fwd.Add(1)
@@ -396,19 +566,62 @@ func (w *watcher) subscribe(out chan<- update, errs chan<- error) error {
 			case <-w.done:
 			}
 		}
-		select {
-		case <-w.done:
-		case errs <- fmt.Errorf("netlink subscription in network namespace %q ended", nsName(w.path)):
-		default:
+		// The library's reader returned: the socket failed (e.g. ENOBUFS
+		// after an overflow, where notifications were lost) or we closed it.
+		err := fmt.Errorf("netlink subscription in network namespace %q ended", nsName(w.path))
+		if last := w.lastSkip.Load(); last != nil {
+			err = fmt.Errorf("%w: %w", err, *last)
 		}
+		w.fail(err)
 	}()
 	return nil
+}
+
+// onError is the subscription's ErrorCallback, called on the library's
+// reader goroutine. An interrupted initial dump leaves the baseline
+// unreliable, so the subscription starts over. Any other error either ends
+// the reader (the closed channel then ends Start, with this error) or is
+// about one message the library skipped — including messages from a
+// sender other than the kernel, which a process with CAP_NET_ADMIN over
+// the namespace (a container's root) can send: restarting on those would
+// let it blind the collector, so they are only logged.
+func (w *watcher) onError(err error) {
+	select {
+	case <-w.done:
+		return // Receive failing because we closed the socket
+	default:
+	}
+	if errors.Is(err, netlink.ErrDumpInterrupted) {
+		w.fail(fmt.Errorf("network namespace %q: initial link dump: %w", nsName(w.path), err))
+		return
+	}
+	w.lastSkip.Store(&err)
+	if n := w.skipped.Add(1); n&(n-1) == 0 { // 1st, 2nd, 4th, 8th, ...
+		w.logger.Warn("netlink link subscription error", zap.String("netns", nsName(w.path)), zap.Uint64("errors_total", n), zap.Error(err))
+	}
+}
+
+// fail hands an error to Start unless we are stopping or one is queued.
+func (w *watcher) fail(err error) {
+	select {
+	case <-w.done:
+		return // the end of our own close
+	default:
+	}
+	select {
+	case w.errs <- err:
+	default:
+	}
 }
 
 // stop closes the subscription and waits until its goroutines are gone.
 func (w *watcher) stop() {
 	close(w.done) // makes netlink close the socket, which ends its reader and closes w.ch
 	w.fwd.Wait()
+	w.close()
+}
+
+func (w *watcher) close() {
 	if w.tool != nil {
 		w.tool.Close()
 	}
@@ -426,11 +639,38 @@ func (w *watcher) driverInfo(ifname string) ethtool.DrvInfo {
 	return info
 }
 
-// ethtoolIn opens an ethtool socket inside ns. A socket belongs to the
-// namespace its thread was in when it was created, so for another namespace
-// it is created on a locked thread moved there. That thread is thrown away
-// afterwards (the goroutine exits still locked) rather than trusted to have
-// been moved back.
+// linkNames lists the names of the namespace's interfaces now.
+func (w *watcher) linkNames() (map[string]bool, error) {
+	var (
+		h   *netlink.Handle
+		err error
+	)
+	if w.path == "" {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandleAt(w.ns, unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]bool, len(links))
+	for _, l := range links {
+		names[l.Attrs().Name] = true
+	}
+	return names, nil
+}
+
+// ethtoolIn opens an ethtool socket inside ns. The ethtool ioctls act on
+// the namespace of the socket, which is the namespace its thread was in
+// when it was created, so for another namespace it is created on a locked
+// thread moved there. That thread is thrown away afterwards (the goroutine
+// exits still locked, and the runtime then ends the thread) rather than
+// trusted to have been moved back.
 func ethtoolIn(ns netns.NsHandle, own bool) (*ethtool.Ethtool, error) {
 	if own {
 		return ethtool.NewEthtool()
