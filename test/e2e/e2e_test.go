@@ -59,14 +59,15 @@ func TestDistribution(t *testing.T) {
 	bin := buildDistribution(t, root)
 
 	dir := t.TempDir()
-	out := filepath.Join(dir, "kernel.jsonl")
+	out := dir // the file exporters write events.jsonl and metrics.jsonl here
 	promAddr := freeLoopbackAddr(t)
 	healthAddr := freeLoopbackAddr(t)
 	col := startCollector(t, bin, dir,
 		"--config", filepath.Join(root, "distribution", "config.yaml"),
 		"--set=receivers::kernel::collection_interval=1s",
 		"--set=receivers::kernel::netdev::enabled=true",
-		"--set=exporters::file::path="+out,
+		"--set=exporters::file/events::path="+filepath.Join(out, "events.jsonl"),
+		"--set=exporters::file/metrics::path="+filepath.Join(out, "metrics.jsonl"),
 		"--set=exporters::prometheus::endpoint="+promAddr,
 		"--set=extensions::health_check::endpoint="+healthAddr,
 		"--set=service::telemetry::metrics::level=none",
@@ -373,7 +374,19 @@ func (c *collector) stop(timeout time.Duration) (int, error) {
 
 // readOutput parses the file exporter's JSON lines (one OTLP batch each).
 // A last line still being written is ignored.
-func readOutput(path string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
+// readOutput reads what both file exporters wrote into dir.
+func readOutput(dir string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
+	for _, name := range []string{"events.jsonl", "metrics.jsonl"} {
+		m, l, err := readFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, nil, err
+		}
+		metrics, logs = append(metrics, m...), append(logs, l...)
+	}
+	return metrics, logs, nil
+}
+
+func readFile(path string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
