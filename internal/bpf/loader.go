@@ -26,6 +26,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
@@ -330,4 +331,13 @@ func tracefsMounted() bool {
 		}
 	}
 	return false
+}
+
+// LogAttached logs, for each hook, the candidate it attached through and
+// the better ones passed over with their errors: the first thing to read
+// when a collector behaves differently on another kernel.
+func (o *Object) LogAttached(logger *zap.Logger) {
+	for _, h := range o.Hooks {
+		logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
+	}
 }

@@ -147,9 +147,7 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 		return err
 	}
 	defer obj.Close()
-	for _, h := range obj.Hooks {
-		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
-	}
+	obj.LogAttached(c.logger)
 	counts := obj.Collection.Maps["reason_counts"]
 	return obj.ServeEvents(ctx, 0, func(raw []byte) {
 		var ev dropwatchDropEvent

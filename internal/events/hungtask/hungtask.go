@@ -123,9 +123,7 @@ func (c *hungtaskCollector) Start(ctx context.Context) error {
 		return err
 	}
 	defer obj.Close()
-	for _, h := range obj.Hooks {
-		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
-	}
+	obj.LogAttached(c.logger)
 	return obj.ServeEvents(ctx, 0, func(raw []byte) {
 		var ev hungtaskHungEvent
 		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {

@@ -145,9 +145,7 @@ func (c *oomCollector) Start(ctx context.Context) error {
 		return err
 	}
 	defer obj.Close()
-	for _, h := range obj.Hooks {
-		c.logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
-	}
+	obj.LogAttached(c.logger)
 	return obj.ServeEvents(ctx, 0, c.handle, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
 }
 
