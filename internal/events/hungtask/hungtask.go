@@ -26,6 +26,7 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tasks"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 )
 
@@ -159,29 +160,22 @@ func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
 
 // blockedTasks lists the threads in D state other than the hung one.
 func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
-	procs, err := c.proc.AllProcs()
+	threads, err := tasks.Uninterruptible(c.proc)
 	if err != nil {
 		return 0, nil
 	}
 	total := 0
 	var out []blockedTask
-	for _, p := range procs {
-		threads, err := c.proc.AllThreads(p.PID)
-		if err != nil {
+	for _, th := range threads {
+		if th.Tid == except {
 			continue
 		}
-		for _, th := range threads {
-			st, err := th.Stat()
-			if err != nil || st.State != "D" || th.PID == except {
-				continue
-			}
-			total++
-			if len(out) < c.cfg.MaxBlockedTasks {
-				out = append(out, blockedTask{
-					Pid: th.PID, Tgid: p.PID, Comm: st.Comm,
-					Stack: stack(fmt.Sprintf("/proc/%d/task/%d/stack", p.PID, th.PID)),
-				})
-			}
+		total++
+		if len(out) < c.cfg.MaxBlockedTasks {
+			out = append(out, blockedTask{
+				Pid: th.Tid, Tgid: th.Tgid, Comm: th.Stat.Comm,
+				Stack: stack(fmt.Sprintf("/proc/%d/task/%d/stack", th.Tgid, th.Tid)),
+			})
 		}
 	}
 	return total, out

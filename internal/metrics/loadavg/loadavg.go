@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tasks"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 )
 
@@ -77,37 +78,11 @@ func (c *loadavgCollector) Update() ([]*metric.Data, error) {
 		)
 	}
 	if c.cfg.ScanThreads {
-		if n, err := c.countUninterruptible(); err != nil {
+		if threads, err := tasks.Uninterruptible(c.proc); err != nil {
 			errs = append(errs, err)
 		} else {
-			data = append(data, metric.NewGaugeData("nr_uninterruptible", float64(n), "", nil))
+			data = append(data, metric.NewGaugeData("nr_uninterruptible", float64(len(threads)), "", nil))
 		}
 	}
 	return data, errors.Join(errs...)
-}
-
-// countUninterruptible counts threads whose state is D. Tasks that exit
-// during the scan are skipped: the count is a snapshot, not exact.
-func (c *loadavgCollector) countUninterruptible() (int, error) {
-	procs, err := c.proc.AllProcs()
-	if err != nil {
-		return 0, fmt.Errorf("listing /proc: %w", err)
-	}
-	n := 0
-	for _, p := range procs {
-		threads, err := c.proc.AllThreads(p.PID)
-		if err != nil {
-			continue // exited
-		}
-		for _, t := range threads {
-			st, err := t.Stat()
-			if err != nil {
-				continue // exited during the scan
-			}
-			if st.State == "D" {
-				n++
-			}
-		}
-	}
-	return n, nil
 }
