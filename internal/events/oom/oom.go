@@ -188,7 +188,7 @@ func (c *oomCollector) save(v victim) {
 		}
 	case path != "":
 		e.ScopeSource = "inferred"
-		e.Scope, e.OOMCgroup = c.inferScope(path, e.Meminfo["MemTotal"])
+		e.Scope, e.OOMCgroup = c.inferScope(e.MemoryCgroup, e.Meminfo["MemTotal"])
 	default:
 		e.ScopeSource = "inferred"
 	}
@@ -273,10 +273,10 @@ func (c *oomCollector) snapshot(path string) memcgSnapshot {
 // inferScope walks from the victim's cgroup towards the root and names the
 // first cgroup with a limit below the host's memory that shows it ran into
 // that limit: v1 usage having peaked within 1 MiB of it (or under_oom), v2
-// an "oom" count in memory.events. None: the OOM was global.
-func (c *oomCollector) inferScope(path string, memTotal uint64) (string, string) {
-	for p := path; p != "/" && p != "." && p != ""; p = filepath.Dir(p) {
-		s := c.snapshot(p)
+// an "oom" count in memory.events. None: the OOM was global. victim is the
+// snapshot already taken of the victim's cgroup; ancestors are read here.
+func (c *oomCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string, string) {
+	for s := victim; s.Path != "/" && s.Path != "." && s.Path != ""; s = c.snapshot(filepath.Dir(s.Path)) {
 		if s.LimitBytes == 0 || (memTotal > 0 && s.LimitBytes >= memTotal) {
 			continue
 		}
@@ -287,7 +287,7 @@ func (c *oomCollector) inferScope(path string, memTotal uint64) (string, string)
 			hit = s.Events["oom"] > 0
 		}
 		if hit {
-			return scopeCgroup, p
+			return scopeCgroup, s.Path
 		}
 	}
 	return scopeGlobal, ""
