@@ -24,6 +24,7 @@ var ErrUndeclared = errors.New("metric not declared")
 // exported name in one Metric.
 type Builder struct {
 	scopeName, scopeVersion string
+	containers              container.Describer
 
 	md      pmetric.Metrics
 	scopes  map[string]pmetric.MetricSlice // by container id ("" = host)
@@ -44,6 +45,10 @@ func (b *Builder) reset() {
 	b.scopes = map[string]pmetric.MetricSlice{}
 	b.metrics = map[metricKey]pmetric.Metric{}
 }
+
+// DescribeContainers makes the Builder ask d for each container's runtime
+// and pod, for its Resource.
+func (b *Builder) DescribeContainers(d container.Describer) { b.containers = d }
 
 // Emit returns what was appended since the last Emit and starts afresh.
 func (b *Builder) Emit() pmetric.Metrics {
@@ -113,7 +118,7 @@ func (b *Builder) metric(containerID, collector string, desc Desc, help string) 
 	ms, ok := b.scopes[containerID]
 	if !ok {
 		rm := b.md.ResourceMetrics().AppendEmpty()
-		container.PutResource(rm.Resource().Attributes(), containerID)
+		container.PutResource(rm.Resource().Attributes(), container.Describe(b.containers, containerID))
 		sm := rm.ScopeMetrics().AppendEmpty()
 		sm.Scope().SetName(b.scopeName)
 		sm.Scope().SetVersion(b.scopeVersion)

@@ -60,6 +60,9 @@ type Options struct {
 	BatchSize int
 	// FlushInterval is the longest a record waits for its batch to fill.
 	FlushInterval time.Duration
+	// Containers describes a container id for its Resource (runtime, pod
+	// uid); nil puts the bare id.
+	Containers container.Describer
 }
 
 // Drop reasons, as reported in Stats.Dropped and the self-telemetry.
@@ -96,8 +99,8 @@ type Sink struct {
 }
 
 type record struct {
-	containerID string
-	lr          plog.LogRecord
+	container container.Container
+	lr        plog.LogRecord
 }
 
 // NewSink returns a sink feeding next. A nil next (no logs pipeline) makes
@@ -199,7 +202,7 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 	attrs := lr.Attributes()
 	attrs.PutStr(AttrTracerType, s.tracerType)
 	PutAttributes(attrs, data)
-	return sink.enqueue(record{containerID: containerID, lr: lr})
+	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
 }
 
 func (s *Sink) enqueue(r record) error {
@@ -282,14 +285,14 @@ func newLogBatch() *logBatch {
 const ScopeName = "github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver"
 
 func (b *logBatch) add(r record) {
-	slot, ok := b.slots[r.containerID]
+	slot, ok := b.slots[r.container.ID]
 	if !ok {
 		rl := b.ld.ResourceLogs().AppendEmpty()
-		container.PutResource(rl.Resource().Attributes(), r.containerID)
+		container.PutResource(rl.Resource().Attributes(), r.container)
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(ScopeName)
 		slot = sl.LogRecords()
-		b.slots[r.containerID] = slot
+		b.slots[r.container.ID] = slot
 	}
 	r.lr.MoveTo(slot.AppendEmpty())
 	b.n++

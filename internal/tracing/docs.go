@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"fmt"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"io"
 	"reflect"
 	"strings"
@@ -20,9 +21,17 @@ func WriteDocs(w io.Writer, regs []*Registration) error {
 	p.line("# Kernel receiver reference")
 	p.line("")
 	p.line("Every collector of this build, with its settings, the events it saves (one LogRecord each, EventName")
-	p.line("`kernel.<event>`) and the metrics it reports. Events from a container carry `container.id` on their")
-	p.line("Resource; host events have no container attributes. Every event also has the attribute")
+	p.line("`kernel.<event>`) and the metrics it reports. Every event also has the attribute")
 	p.line("`" + storage.AttrTracerType + "` (`event` or `autotracing`).")
+	p.line("")
+	p.line("Events and per-container metrics of a container go into one Resource per container with these")
+	p.line("attributes; host events and metrics have none of them (host identity is left to `resource_detection`):")
+	p.line("")
+	p.line("| Resource attribute | when | value |")
+	p.line("| --- | --- | --- |")
+	p.line("| `%s` | always | the runtime's bare container id, without a `containerd://` prefix |", container.AttrContainerID)
+	p.line("| `%s` | when the cgroup path names the runtime | `docker`, `containerd`, `cri-o` or `podman` |", container.AttrContainerRuntime)
+	p.line("| `%s` | for Kubernetes pods | the pod's uid, from its cgroup path |", container.AttrPodUID)
 	p.line("")
 	p.line("| collector | type | enabled by default | what it watches |")
 	p.line("| --- | --- | --- | --- |")

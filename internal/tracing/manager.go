@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 )
@@ -52,6 +53,22 @@ type Status struct {
 // some carry values and could otherwise grow without end.
 const maxWarned = 256
 
+// ManagerOption gives the collectors of a Manager what the receiver
+// instance shares among them.
+type ManagerOption func(*Manager)
+
+// WithContainers gives the collectors the instance's container resolver
+// (Settings.Containers) and reports its counters in the self-telemetry.
+func WithContainers(r *container.Resolver) ManagerOption {
+	return func(m *Manager) { m.containers = r }
+}
+
+// WithPrograms makes the Manager record attached programs in p, which the
+// receiver shares with what it attaches itself (the cgroup watcher).
+func WithPrograms(p *Programs) ManagerOption {
+	return func(m *Manager) { m.programs = p }
+}
+
 // Enabled is one collector a receiver instance runs, with its decoded config.
 type Enabled struct {
 	Name   string
@@ -64,7 +81,8 @@ type Manager struct {
 	sink       *storage.Sink
 	collectors []*instance // sorted by name
 
-	programs *Programs
+	programs   *Programs
+	containers *container.Resolver
 
 	// The receiver's own metrics, appended after the collectors' in Collect.
 	selfDescs  map[string]metric.Desc
@@ -94,9 +112,12 @@ type instance struct {
 // NewManager creates the enabled collectors from their registrations.
 // A collector whose factory fails is kept with StateFailed (or StateInactive
 // for ErrNotSupported): one collector never stops the others.
-func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled) (*Manager, error) {
+func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled, opts ...ManagerOption) (*Manager, error) {
 	now := time.Now()
 	m := &Manager{logger: logger, sink: sink, programs: NewPrograms(), selfDescs: map[string]metric.Desc{}, selfStarts: metric.NewStartTracker(now)}
+	for _, o := range opts {
+		o(m)
+	}
 	for _, d := range SelfMetrics {
 		m.selfDescs[d.Name] = d
 	}
@@ -117,11 +138,12 @@ func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled) (*Man
 			in.descs[d.Name] = d
 		}
 		settings := Settings{
-			Name:     reg.Name,
-			Logger:   in.logger,
-			Storage:  sink.For(string(reg.Type)),
-			Config:   e.Config,
-			Programs: m.programs.For(reg.Name),
+			Name:       reg.Name,
+			Logger:     in.logger,
+			Storage:    sink.For(string(reg.Type)),
+			Config:     e.Config,
+			Programs:   m.programs.For(reg.Name),
+			Containers: m.containers,
 		}
 		attr, err := callFactory(reg, settings)
 		if err == nil {
@@ -379,7 +401,7 @@ func (m *Manager) Collect(ctx context.Context, b *metric.Builder) {
 		}
 		in.starts.EndRound()
 	}
-	if _, errs := b.Append(SelfName, m.selfDescs, m.selfStarts, now, SelfData(m.Status(), m.sink.Stats(), m.programs.List())); len(errs) > 0 {
+	if _, errs := b.Append(SelfName, m.selfDescs, m.selfStarts, now, append(SelfData(m.Status(), m.sink.Stats(), m.programs.List()), ContainerSelfData(m.containers)...)); len(errs) > 0 {
 		m.logger.Error("self metrics do not match their declarations", zap.Errors("errors", errs))
 	}
 	m.selfStarts.EndRound()

@@ -35,6 +35,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 )
@@ -117,6 +118,11 @@ type Settings struct {
 	// collector attaches (pass it in bpf.Options), for the receiver's
 	// per-program self-telemetry.
 	Programs *CollectorPrograms
+	// Containers maps the cgroup ids of BPF events (and the pids of
+	// context read from /proc) to containers: pass Resolve's Container.ID
+	// to Storage.Save. nil when the host's cgroups cannot be read; its
+	// methods then return the host (no container).
+	Containers *container.Resolver
 }
 
 // CollectorPrograms is one collector's view of its receiver's Programs.
@@ -225,12 +231,17 @@ func RegisterEventTracing(name string, factory Factory, opts ...Option) {
 	registry[name] = r
 }
 
+// ReservedNames are names no collector may take: the receiver's own
+// metrics (SelfName) and its config keys, which share the config's top
+// level with the collectors' sections.
+var ReservedNames = []string{SelfName, "collection_interval", "event_queue", "containers"}
+
 func (r *Registration) validate() error {
 	if !validName.MatchString(r.Name) {
 		return fmt.Errorf("name must match %s", validName)
 	}
-	if r.Name == SelfName {
-		return fmt.Errorf("name %q is reserved for the receiver's own metrics", SelfName)
+	if slices.Contains(ReservedNames, r.Name) {
+		return fmt.Errorf("name %q is reserved: the receiver's own metrics and config keys use it", r.Name)
 	}
 	if r.Factory == nil {
 		return errors.New("nil factory")

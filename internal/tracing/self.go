@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 )
@@ -44,6 +45,43 @@ var SelfMetrics = []metric.Desc{
 	{Name: "events.dropped", Kind: metric.Counter, Unit: "{event}",
 		Labels:      []metric.Label{{Name: "reason", Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline refused the batch) or stopped (saved during shutdown)"}},
 		Description: "events lost between a collector and the logs pipeline"},
+	{Name: "container.cache.entries", Kind: metric.Gauge, Unit: "{cgroup}",
+		Description: "cgroups the container resolver remembers (bounded by containers.cache_size)"},
+	{Name: "container.cache.evictions", Kind: metric.Counter, Unit: "{cgroup}",
+		Description: "cgroups forgotten, least recently used first, to stay within containers.cache_size"},
+	{Name: "container.lookups", Kind: metric.Counter, Unit: "{lookup}",
+		Labels:      []metric.Label{{Name: "result", Description: "hit (known cgroup), walk (found by walking its hierarchy), not_found (gone before it was seen: the event is attributed to the host) or rate_limited (unknown, and its hierarchy was walked less than a second ago: attributed to the host)"}},
+		Description: "cgroup ids of events looked up to find their container"},
+	{Name: "container.walks", Kind: metric.Counter, Unit: "{walk}",
+		Description: "walks of a cgroup hierarchy, at start and when an unknown cgroup id was met"},
+	{Name: "container.tracked", Kind: metric.Gauge, Unit: "1",
+		Description: "1 while the cgroup_mkdir/cgroup_rmdir hooks feed the resolver, 0 when it relies on walking alone"},
+	{Name: "container.tracker.lost", Kind: metric.Counter, Unit: "{cgroup}",
+		Description: "cgroup creations and removals not delivered whole (the buffer was full, or the path was longer than 480 bytes); those cgroups are found by walking"},
+}
+
+// ContainerSelfData reports the container resolver's counters; nothing
+// when the receiver has no resolver.
+func ContainerSelfData(r *container.Resolver) []*metric.Data {
+	if r == nil {
+		return nil
+	}
+	s := r.Stats()
+	tracked := 0.0
+	if s.Tracked {
+		tracked = 1
+	}
+	out := []*metric.Data{
+		metric.NewGaugeData("container.cache.entries", float64(s.Entries), "", nil),
+		metric.NewCounterData("container.cache.evictions", float64(s.Evictions), "", nil),
+		metric.NewCounterData("container.walks", float64(s.Walks), "", nil),
+		metric.NewGaugeData("container.tracked", tracked, "", nil),
+		metric.NewCounterData("container.tracker.lost", float64(s.TrackerLost+s.TrackerTruncated), "", nil),
+	}
+	for _, result := range []string{container.LookupHit, container.LookupWalk, container.LookupNotFound, container.LookupRateLimited} {
+		out = append(out, metric.NewCounterData("container.lookups", float64(s.Lookups[result]), "", map[string]string{"result": result}))
+	}
+	return out
 }
 
 // SelfData reports the manager's status and the sink's counters as points

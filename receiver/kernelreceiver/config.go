@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/confmap"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 )
 
@@ -21,6 +22,9 @@ import (
 //	    size: 4096
 //	    batch_size: 512
 //	    flush_interval: 200ms
+//	  containers:                # how events and metrics find their container
+//	    cache_size: 8192
+//	    min_age: 10s
 //	  netdev:                    # one section per collector, by registered name
 //	    enabled: true
 //	    include: "^eth"          # the collector's own settings
@@ -43,6 +47,33 @@ type ReceiverSettings struct {
 	CollectionInterval time.Duration `mapstructure:"collection_interval"`
 	// EventQueue tunes the path from event collectors to the logs pipeline.
 	EventQueue EventQueueConfig `mapstructure:"event_queue"`
+	// Containers tunes how events and metrics are attributed to containers.
+	Containers ContainersConfig `mapstructure:"containers"`
+}
+
+// ContainersConfig tunes container attribution: how the cgroup of an event
+// is mapped to container.id, container.runtime.name and k8s.pod.uid.
+type ContainersConfig struct {
+	// CacheSize bounds the cgroups remembered, least recently used first out.
+	CacheSize int `mapstructure:"cache_size"`
+	// RemovedRetention is how long a removed cgroup still resolves, for
+	// events read after a container ended (its OOM kill).
+	RemovedRetention time.Duration `mapstructure:"removed_retention"`
+	// MinAge is how long a container must exist before per-container
+	// metric collectors report it: the guard against label churn from
+	// containers that live a few seconds.
+	MinAge time.Duration `mapstructure:"min_age"`
+	// TrackCgroups attaches the cgroup_mkdir/cgroup_rmdir tracepoints so
+	// new cgroups are known the moment they are made; without it an unknown
+	// cgroup is found by walking its hierarchy (at most once a second).
+	TrackCgroups bool `mapstructure:"track_cgroups"`
+	// KubernetesRuntime names the runtime of a bare container id under a
+	// pod cgroup (the cgroupfs driver does not say whether containerd or
+	// cri-dockerd made it): "containerd", "docker", or "" to leave it unset.
+	KubernetesRuntime string `mapstructure:"kubernetes_runtime"`
+	// ContainerdNamespaces are the containerd namespaces whose plain
+	// containers (ctr, nerdctl) live at /<namespace>/<id>.
+	ContainerdNamespaces []string `mapstructure:"containerd_namespaces"`
 }
 
 // EventQueueConfig bounds what waits for the logs pipeline.
@@ -74,6 +105,13 @@ func createDefaultConfig() *Config {
 				BatchSize:     512,
 				FlushInterval: 200 * time.Millisecond,
 			},
+			Containers: ContainersConfig{
+				CacheSize:            8192,
+				RemovedRetention:     2 * time.Minute,
+				MinAge:               10 * time.Second,
+				TrackCgroups:         true,
+				ContainerdNamespaces: []string{"default"},
+			},
 		},
 		collectors: map[string]*CollectorConfig{},
 	}
@@ -94,7 +132,7 @@ func (cfg *Config) Collector(name string) (*CollectorConfig, bool) {
 }
 
 // receiverKeys are the top-level keys that are not collector names.
-var receiverKeys = []string{"collection_interval", "event_queue"}
+var receiverKeys = []string{"collection_interval", "event_queue", "containers"}
 
 // Unmarshal decodes the receiver settings and then each collector's section
 // into that collector's declared type. Unknown keys are errors, named.
@@ -195,6 +233,21 @@ func (cfg *Config) Validate() error {
 	}
 	if q.FlushInterval <= 0 {
 		errs = append(errs, fmt.Errorf("event_queue::flush_interval: %v must be positive", q.FlushInterval))
+	}
+	c := cfg.Containers
+	if c.CacheSize < 16 {
+		errs = append(errs, fmt.Errorf("containers::cache_size: %d is too small (at least 16)", c.CacheSize))
+	}
+	if c.RemovedRetention < 0 {
+		errs = append(errs, fmt.Errorf("containers::removed_retention: %v must not be negative", c.RemovedRetention))
+	}
+	if c.MinAge < 0 {
+		errs = append(errs, fmt.Errorf("containers::min_age: %v must not be negative", c.MinAge))
+	}
+	switch c.KubernetesRuntime {
+	case "", container.RuntimeContainerd, container.RuntimeDocker, container.RuntimeCRIO:
+	default:
+		errs = append(errs, fmt.Errorf("containers::kubernetes_runtime: %q is not one of containerd, docker, cri-o or empty", c.KubernetesRuntime))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.collectors)) {
 		cc := cfg.collectors[name]

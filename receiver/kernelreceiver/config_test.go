@@ -54,6 +54,10 @@ func TestValidConfigs(t *testing.T) {
 	assert.Equal(t, ReceiverSettings{
 		CollectionInterval: 2 * time.Second,
 		EventQueue:         EventQueueConfig{Size: 100, BatchSize: 10, FlushInterval: time.Second},
+		Containers: ContainersConfig{
+			CacheSize: 1024, RemovedRetention: 2 * time.Minute, MinAge: 0, TrackCgroups: false,
+			KubernetesRuntime: "containerd", ContainerdNamespaces: []string{"default", "builds"},
+		},
 	}, cfg.ReceiverSettings)
 	la, _ := cfg.Collector("loadavg")
 	assert.Equal(t, &CollectorConfig{Enabled: true, Settings: &loadavg.Config{ScanThreads: false}}, la)
@@ -72,13 +76,14 @@ func TestValidConfigs(t *testing.T) {
 
 func TestInvalidConfigsNameTheKeyAndValue(t *testing.T) {
 	for name, want := range map[string][]string{
-		"unknown_top_key":       {`unknown key "colection_interval"`, "collection_interval, event_queue", "loadavg"},
+		"unknown_top_key":       {`unknown key "colection_interval"`, "collection_interval, event_queue, containers", "loadavg"},
 		"unknown_collector_key": {"loadavg: ", "scan_thread"},
 		"enabled_not_bool":      {"loadavg: enabled: want true or false, got yes please"},
 		"section_not_mapping":   {"loadavg: want a mapping of settings, got int 3"},
 		"bad_interval":          {"collection_interval: 10ms is too short"},
 		"bad_queue":             {"event_queue::size: 0", "event_queue::batch_size: -1", "event_queue::flush_interval: 0s"},
 		"bad_type":              {"collection_interval", "invalid duration"},
+		"bad_containers":        {"containers::cache_size: 3", "containers::min_age: -1s", `containers::kubernetes_runtime: "rkt"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)

@@ -15,6 +15,9 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container/cgroupwatch"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
@@ -35,8 +38,10 @@ type kernelReceiver struct {
 	startOnce, stopOnce sync.Once
 	startErr, stopErr   error
 
-	sink    *storage.Sink
-	manager *tracing.Manager
+	sink       *storage.Sink
+	containers *container.Resolver // nil when the host's cgroups cannot be read
+	watcher    *cgroupwatch.Watcher
+	manager    *tracing.Manager
 	cancel  context.CancelFunc
 	loop    sync.WaitGroup
 }
@@ -64,9 +69,14 @@ func (r *kernelReceiver) start() error {
 	if r.logs != nil {
 		logs = r.observedLogs()
 	}
-	r.sink = storage.NewSink(logs, storage.Options{QueueSize: q.Size, BatchSize: q.BatchSize, FlushInterval: q.FlushInterval}, logger)
-	manager, err := tracing.NewManager(logger, r.sink, r.cfg.enabled())
+	programs := tracing.NewPrograms()
+	r.startContainers(programs.For(tracing.SelfName))
+	r.sink = storage.NewSink(logs, storage.Options{
+		QueueSize: q.Size, BatchSize: q.BatchSize, FlushInterval: q.FlushInterval, Containers: r.containers,
+	}, logger)
+	manager, err := tracing.NewManager(logger, r.sink, r.cfg.enabled(), tracing.WithContainers(r.containers), tracing.WithPrograms(programs))
 	if err != nil {
+		r.stopContainers()
 		return err
 	}
 	r.manager = manager
@@ -85,11 +95,49 @@ func (r *kernelReceiver) start() error {
 	return nil
 }
 
+// startContainers sets up container attribution: the resolver, fed by the
+// cgroup watcher where the kernel lets it attach, and a first walk of the
+// hierarchies. Neither failing stops the receiver: without a resolver every
+// event is the host's, without the watcher unknown cgroups are walked for.
+func (r *kernelReceiver) startContainers(programs *tracing.CollectorPrograms) {
+	logger := r.set.Logger
+	c := r.cfg.Containers
+	layout, err := container.ReadLayout("/proc")
+	if err != nil {
+		logger.Warn("no container attribution: the cgroup hierarchies cannot be read; events and metrics are attributed to the host", zap.Error(err))
+		return
+	}
+	r.containers = container.NewResolver(layout, container.Options{
+		CacheSize: c.CacheSize, RemovedRetention: c.RemovedRetention, MinAge: c.MinAge,
+		Parser: container.PathParser{KubernetesRuntime: c.KubernetesRuntime, ContainerdNamespaces: c.ContainerdNamespaces},
+	})
+	if c.TrackCgroups {
+		w, err := cgroupwatch.Start(r.containers, bpf.Options{Programs: programs}, logger.With(zap.String("component", "cgroupwatch")))
+		if err != nil {
+			logger.Warn("cgroups are not tracked as they are made; an unknown cgroup is found by walking its hierarchy", zap.Error(err))
+		} else {
+			r.watcher = w
+		}
+	}
+	// After the watcher attached, so that no cgroup made meanwhile is missed.
+	r.containers.Refresh()
+}
+
+func (r *kernelReceiver) stopContainers() error {
+	if r.watcher == nil {
+		return nil
+	}
+	err := r.watcher.Close()
+	r.watcher = nil
+	return err
+}
+
 // metricsLoop collects once at start, so metrics appear without waiting a
 // whole interval, and then every collection_interval.
 func (r *kernelReceiver) metricsLoop(ctx context.Context) {
 	defer r.loop.Done()
 	b := metric.NewBuilder(metadata.ScopeName, r.set.BuildInfo.Version)
+	b.DescribeContainers(r.containers)
 	ticker := time.NewTicker(r.cfg.CollectionInterval)
 	defer ticker.Stop()
 	for {
@@ -148,6 +196,7 @@ func (r *kernelReceiver) Shutdown(ctx context.Context) error {
 		if r.sink != nil {
 			errs = append(errs, r.sink.Shutdown(ctx))
 		}
+		errs = append(errs, r.stopContainers())
 		r.stopErr = errors.Join(errs...)
 	})
 	return r.stopErr

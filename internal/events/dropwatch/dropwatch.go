@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/ksym"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
@@ -100,6 +101,8 @@ type dropwatchCollector struct {
 	storage *storage.Storage
 	logger  *zap.Logger
 	opts    bpf.Options // tests force a hook or the perf buffer
+	// containers attributes drops; see container below.
+	containers *container.Resolver
 
 	reasons atomic.Pointer[map[uint64]string] // this kernel's reason names; read by Update too
 	syms    *ksym.Table                       // nil unless kernel_stack
@@ -111,7 +114,7 @@ type dropwatchCollector struct {
 
 func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	return &tracing.EventTracingAttr{
-		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}},
+		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
@@ -155,12 +158,26 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 			c.logger.Warn("malformed drop event", zap.Error(err), zap.Int("bytes", len(raw)))
 			return
 		}
-		if err := c.storage.Save("dropwatch", "", bpf.WallTime(ev.Hdr.TimestampNs), c.decode(&ev)); err != nil {
+		if err := c.storage.Save("dropwatch", c.container(&ev).ID, bpf.WallTime(ev.Hdr.TimestampNs), c.decode(&ev)); err != nil {
 			c.logger.Debug("dropwatch event not saved", zap.Error(err))
 		}
 	}, func(rd *bpf.EventReader) {
 		c.refresh(obj, counts, rd)
 	})
+}
+
+// container attributes a drop: to the container owning the network
+// namespace of the device it happened on when that is not the host's (a
+// drop on a container's interface, or on its loopback), else to the task
+// the kernel was running when it freed the packet. That task is the sender
+// for locally generated packets (the loopback and local delivery run in
+// the sending task); for a packet from the wire dropped in a softirq it is
+// whichever task was interrupted, which is why the namespace comes first.
+func (c *dropwatchCollector) container(ev *dropwatchDropEvent) container.Container {
+	if ctr := c.containers.ContainerOfNetns(ev.Netns); !ctr.IsZero() {
+		return ctr
+	}
+	return c.containers.Resolve(container.CgroupIDs{Unified: ev.Hdr.CgroupId, Memory: ev.Hdr.MemcgId, CPU: ev.Hdr.CpuCgroupId})
 }
 
 func (c *dropwatchCollector) decode(ev *dropwatchDropEvent) *dropEvent {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tasks"
@@ -56,10 +57,11 @@ type hungEvent struct {
 }
 
 type blockedTask struct {
-	Pid   int      `json:"pid" doc:"thread id"`
-	Tgid  int      `json:"tgid" doc:"process id"`
-	Comm  string   `json:"comm" doc:"command name"`
-	Stack []string `json:"stack" doc:"kernel stack, innermost first"`
+	Pid         int      `json:"pid" doc:"thread id"`
+	Tgid        int      `json:"tgid" doc:"process id"`
+	Comm        string   `json:"comm" doc:"command name"`
+	ContainerID string   `json:"container_id,omitempty" doc:"the task's container (bare id), absent for a host task: blocked tasks of other containers are often the cause"`
+	Stack       []string `json:"stack" doc:"kernel stack, innermost first"`
 }
 
 func (e *hungEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
@@ -89,6 +91,8 @@ type hungtaskCollector struct {
 	logger  *zap.Logger
 	proc    procfs.FS
 	opts    bpf.Options // tests force a hook or the perf buffer
+	// containers attributes the hung task, and each other blocked task.
+	containers *container.Resolver
 
 	events   atomic.Uint64
 	counters bpf.EventCounters
@@ -103,7 +107,7 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc},
+		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
@@ -153,7 +157,13 @@ func (c *hungtaskCollector) save(raw hungtaskHungEvent) {
 		}
 	}
 	e.BlockedTotal, e.Blocked = c.blockedTasks(pid)
-	if err := c.storage.Save("hungtask", "", bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
+	// The tp_btf path read the task's cgroups; the tracepoint path has only
+	// its pid, and a hung task is still there to be read from /proc.
+	ctr := c.containers.Resolve(container.CgroupIDs{Unified: raw.Task.CgroupId, Memory: raw.Task.MemcgId, CPU: raw.Task.CpuCgroupId})
+	if ctr.IsZero() && raw.TaskKnown == 0 {
+		ctr = c.containers.ContainerOfPID(pid)
+	}
+	if err := c.storage.Save("hungtask", ctr.ID, bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
 		c.logger.Debug("hungtask event not saved", zap.Error(err))
 	}
 }
@@ -174,7 +184,8 @@ func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 		if len(out) < c.cfg.MaxBlockedTasks {
 			out = append(out, blockedTask{
 				Pid: th.Tid, Tgid: th.Tgid, Comm: th.Stat.Comm,
-				Stack: stack(fmt.Sprintf("/proc/%d/task/%d/stack", th.Tgid, th.Tid)),
+				ContainerID: c.containers.ContainerOfPID(th.Tgid).ID,
+				Stack:       stack(fmt.Sprintf("/proc/%d/task/%d/stack", th.Tgid, th.Tid)),
 			})
 		}
 	}

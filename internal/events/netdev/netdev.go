@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
@@ -131,6 +132,7 @@ func init() {
 var netnsCheckInterval = 5 * time.Second
 
 type netdevCollector struct {
+	containers       *container.Resolver
 	cfg              *Config
 	include, exclude *regexp.Regexp
 	storage          *storage.Storage
@@ -159,7 +161,7 @@ type series struct {
 
 func newNetdev(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	cfg := s.Config.(*Config)
-	c := &netdevCollector{cfg: cfg, storage: s.Storage, logger: s.Logger, counts: map[seriesKey]*series{}}
+	c := &netdevCollector{cfg: cfg, storage: s.Storage, logger: s.Logger, counts: map[seriesKey]*series{}, containers: s.Containers}
 	var err error
 	if cfg.Include != "" {
 		if c.include, err = regexp.Compile(cfg.Include); err != nil {
@@ -293,7 +295,8 @@ func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 			Driver: info.Driver, DriverVersion: info.Version, FirmwareVersion: info.FwVersion, BusInfo: info.BusInfo,
 		}
 		c.count(w.inode, attrs.Name, change, info.Driver)
-		if err := c.storage.Save("netdev", "", time.Now(), ev); err != nil {
+		// An interface in a container's namespace is that container's.
+		if err := c.storage.Save("netdev", c.containers.ContainerOfNetns(w.inode).ID, time.Now(), ev); err != nil {
 			c.logger.Debug("netdev event not saved", zap.Error(err))
 		}
 	}

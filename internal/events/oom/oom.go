@@ -104,6 +104,9 @@ type oomCollector struct {
 	logger  *zap.Logger
 	proc    procfs.FS
 	opts    bpf.Options // tests force a hook
+	// containers names the victim's container; nil attributes every kill
+	// to the host.
+	containers *container.Resolver
 
 	memRoot string // memory hierarchy mount
 	memV1   bool
@@ -119,7 +122,7 @@ func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("procfs: %v", err)
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, kills: map[[2]string]uint64{}},
+		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
@@ -173,7 +176,7 @@ func (c *oomCollector) save(v victim) {
 		Pid: v.pid, Tgid: v.tgid, Comm: v.comm, Scope: scopeUnknown,
 		TriggerPid: v.triggerPid, TriggerComm: v.triggerComm,
 	}
-	path := c.victimCgroup(v)
+	path, ctr := c.victimCgroup(v)
 	if path != "" {
 		e.MemoryCgroup = c.snapshot(path)
 	}
@@ -184,7 +187,7 @@ func (c *oomCollector) save(v victim) {
 		e.Scope = scopeGlobal
 		if v.oomMemcgID != 0 {
 			e.Scope = scopeCgroup
-			e.OOMCgroup, _ = container.FindCgroupByID(c.memRoot, v.oomMemcgID)
+			e.OOMCgroup = c.memcgPath(v.oomMemcgID)
 		}
 	case path != "":
 		e.ScopeSource = "inferred"
@@ -195,17 +198,25 @@ func (c *oomCollector) save(v victim) {
 	c.mu.Lock()
 	c.kills[[2]string{e.Scope, e.MemoryCgroup.Path}]++
 	c.mu.Unlock()
-	if err := c.storage.Save("oom", "", v.when, e); err != nil {
+	if err := c.storage.Save("oom", ctr.ID, v.when, e); err != nil {
 		c.logger.Debug("oom event not saved", zap.Error(err))
 	}
 }
 
-// victimCgroup finds the victim's memory cgroup path: from its cgroup id
-// when BPF read the task, else from /proc/PID/cgroup if it is still there.
-func (c *oomCollector) victimCgroup(v victim) string {
-	if c.memRoot == "" {
-		return ""
+// memcgPath is the path of memory cgroup id, "" when it is not found.
+func (c *oomCollector) memcgPath(id uint64) string {
+	if c.containers != nil {
+		p, _ := c.containers.MemoryCgroupPath(id)
+		return p
 	}
+	p, _ := container.FindCgroupByID(c.memRoot, id)
+	return p
+}
+
+// victimCgroup finds the victim's memory cgroup path and its container:
+// from its cgroup ids when BPF read the task, else from /proc/PID/cgroup if
+// it is still there.
+func (c *oomCollector) victimCgroup(v victim) (string, container.Container) {
 	if !v.known && (v.triggerPid == v.pid || v.triggerTgid == v.pid) {
 		// The classic tracepoint names only the victim (a process, so its
 		// leader's pid), but a process that ran itself out of memory is
@@ -213,12 +224,27 @@ func (c *oomCollector) victimCgroup(v victim) string {
 		// from the running task.
 		v.known, v.memcgID, v.cgroupID = true, v.triggerMemcgID, v.triggerCgroupID
 	}
+	path := c.victimMemcg(v)
+	ctr := container.Container{}
+	if v.known {
+		ctr = c.containers.Resolve(container.CgroupIDs{Unified: v.cgroupID, Memory: v.memcgID})
+	}
+	if ctr.IsZero() && path != "" && c.containers != nil {
+		ctr = c.containers.Parser().Parse(path)
+	}
+	return path, ctr
+}
+
+func (c *oomCollector) victimMemcg(v victim) string {
+	if c.memRoot == "" {
+		return ""
+	}
 	id := v.cgroupID
 	if c.memV1 {
 		id = v.memcgID
 	}
 	if v.known && id != 0 {
-		if p, err := container.FindCgroupByID(c.memRoot, id); err == nil {
+		if p := c.memcgPath(id); p != "" {
 			return p
 		}
 	}

@@ -21,7 +21,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container/cgroupwatch"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
@@ -36,6 +38,9 @@ type Harness struct {
 	Sink *storage.Sink
 	// Programs holds the BPF programs the collector attached.
 	Programs *tracing.Programs
+	// Containers is the collector's container resolver, fed by the cgroup
+	// watcher as in a receiver; nil where the host's cgroups cannot be read.
+	Containers *container.Resolver
 }
 
 // New creates the registered collector name with cfg (nil means its
@@ -51,21 +56,42 @@ func New(t testing.TB, name string, cfg any) *Harness {
 		cfg = reg.DefaultConfig()
 	}
 	logs := &consumertest.LogsSink{}
-	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond}, zaptest.NewLogger(t))
+	containers := newResolver(t)
+	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond, Containers: containers}, zaptest.NewLogger(t))
 	sink.Start()
 	t.Cleanup(func() { _ = sink.Shutdown(context.Background()) })
 	programs := tracing.NewPrograms()
 	attr, err := reg.Factory(tracing.Settings{
-		Name:     name,
-		Logger:   zaptest.NewLogger(t).Named(name),
-		Storage:  sink.For(string(reg.Type)),
-		Config:   cfg,
-		Programs: programs.For(name),
+		Name:       name,
+		Logger:     zaptest.NewLogger(t).Named(name),
+		Storage:    sink.For(string(reg.Type)),
+		Config:     cfg,
+		Programs:   programs.For(name),
+		Containers: containers,
 	})
 	if err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}
-	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink, Programs: programs}
+	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink, Programs: programs, Containers: containers}
+}
+
+// newResolver sets up container attribution as a receiver does: a
+// resolver over this host's hierarchies, fed by the cgroup watcher (when it
+// can attach; otherwise by walking) until the test ends.
+func newResolver(t testing.TB) *container.Resolver {
+	layout, err := container.ReadLayout("/proc")
+	if err != nil {
+		t.Logf("no container attribution in this test: %v", err)
+		return nil
+	}
+	r := container.NewResolver(layout, container.Options{})
+	if w, err := cgroupwatch.Start(r, bpf.Options{}, zaptest.NewLogger(t).Named("cgroupwatch")); err != nil {
+		t.Logf("cgroups not tracked in this test (found by walking): %v", err)
+	} else {
+		t.Cleanup(func() { _ = w.Close() })
+	}
+	r.Refresh()
+	return r
 }
 
 // Run calls Start in the background. It returns a stop function (also run
