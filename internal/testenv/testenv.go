@@ -4,8 +4,11 @@
 package testenv
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // RequireRoot skips the test, naming the capability, unless it runs as root.
@@ -259,58 +264,85 @@ func MemoryCgroupV1(t testing.TB, name string, limitBytes int64) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// A killed task leaves the cgroup a moment after it is reaped.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			err := os.Remove(dir)
-			if err == nil || os.IsNotExist(err) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("cleanup: removing %s: %v", dir, err)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
+	t.Cleanup(func() { removeCgroup(t, dir) })
 	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(fmt.Sprint(limitBytes)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
 }
 
-const hogEnv = "KPS_TESTENV_MEMORY_HOG_CGROUP"
+// The test binary runs itself as a helper process (a memory hog, a UDP
+// sender) in chosen cgroups: helperEnv says what to do, cgroupsEnv where.
+const (
+	helperEnv  = "KPS_TESTENV_HELPER"
+	cgroupsEnv = "KPS_TESTENV_CGROUPS"
+)
 
-// MaybeRunMemoryHog turns the test binary into a memory hog when
-// RunMemoryHog started it: it moves itself into the cgroup it was given and
-// allocates until the OOM killer ends it. Call it first in TestMain.
-func MaybeRunMemoryHog() {
-	dir := os.Getenv(hogEnv)
-	if dir == "" {
+// MaybeRunHelper turns the test binary into the helper process RunMemoryHog
+// or RunUDPSender started, and exits when it is done. Call it first in
+// TestMain of a package that uses them.
+func MaybeRunHelper() {
+	what := os.Getenv(helperEnv)
+	if what == "" {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	var hog [][]byte
-	for {
-		b := make([]byte, 1<<20)
-		for i := range b { // touch every page so that it is charged
-			b[i] = 1
+	// Join every cgroup given (one per hierarchy) before doing anything.
+	for _, dir := range filepath.SplitList(os.Getenv(cgroupsEnv)) {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
 		}
-		hog = append(hog, b)
 	}
+	kind, arg, _ := strings.Cut(what, ":")
+	switch kind {
+	case "hog":
+		var hog [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b { // touch every page so that it is charged
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
+	case "udp":
+		// Datagrams to 127.0.0.1:PORT, where nothing listens: dropped as NO_SOCKET.
+		// An unconnected socket: the ICMP errors that come back would stop a
+		// connected one.
+		portText, count, _ := strings.Cut(arg, "x")
+		port, _ := strconv.Atoi(portText)
+		n, _ := strconv.Atoi(count)
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		for i := 0; i < n; i++ {
+			if _, err := conn.WriteTo([]byte("otelcol-kernel test datagram"), to); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
+		conn.Close()
+		os.Exit(0)
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper", what)
+	os.Exit(2)
+}
+
+func helperCommand(what string, cgroups []string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+what, cgroupsEnv+"="+strings.Join(cgroups, string(filepath.ListSeparator)))
+	return cmd
 }
 
 // RunMemoryHog runs this test binary as a memory hog in the cgroup
-// directory dir (its TestMain must call MaybeRunMemoryHog), waits until it
-// dies, checks that SIGKILL killed it, and returns its pid.
-func RunMemoryHog(t testing.TB, dir string) int {
+// directories given (one per hierarchy; its TestMain must call
+// MaybeRunHelper), waits until it dies, checks that SIGKILL killed it, and
+// returns its pid.
+func RunMemoryHog(t testing.TB, cgroups ...string) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), hogEnv+"="+dir)
+	cmd := helperCommand("hog", cgroups)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +355,111 @@ func RunMemoryHog(t testing.TB, dir string) int {
 		t.Fatalf("the memory hog ended with %v, not SIGKILL", ws)
 	}
 	return cmd.Process.Pid
+}
+
+// RunUDPSender runs this test binary in the cgroup directories given (its
+// TestMain must call MaybeRunHelper) to send count datagrams to
+// 127.0.0.1:port, and returns its pid once it has exited.
+func RunUDPSender(t testing.TB, port, count int, cgroups ...string) int {
+	t.Helper()
+	cmd := helperCommand(fmt.Sprintf("udp:%dx%d", port, count), cgroups)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("udp sender: %v: %s", err, out)
+	}
+	return cmd.Process.Pid
+}
+
+// ContainerCgroups are the cgroups a runtime makes for one container, in
+// each hierarchy a host has for it.
+type ContainerCgroups struct {
+	// Dirs are the directories, one per hierarchy: the v1 memory and cpu
+	// hierarchies where they are mounted, and cgroup2.
+	Dirs []string
+	// Memory is the directory in the memory controller's hierarchy.
+	Memory string
+}
+
+// NewContainerCgroups makes the cgroup rel (as a runtime names it, for
+// instance "docker/<id>") in the v1 memory and cpu hierarchies and in
+// cgroup2, whichever this host mounts, making parents as needed. At cleanup
+// it removes what it made, deepest first, once the processes in it are gone.
+func NewContainerCgroups(t testing.TB, rel string) *ContainerCgroups {
+	t.Helper()
+	RequireRoot(t, "creating cgroups")
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &ContainerCgroups{}
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		_, memory := m.SuperOptions["memory"]
+		_, cpu := m.SuperOptions["cpu"]
+		if seen[m.MountPoint] || !(m.FSType == "cgroup2" || (m.FSType == "cgroup" && (memory || cpu))) {
+			continue
+		}
+		seen[m.MountPoint] = true
+		dir := makeDirs(t, m.MountPoint, rel)
+		cg.Dirs = append(cg.Dirs, dir)
+		if memory || (m.FSType == "cgroup2" && cg.Memory == "") {
+			cg.Memory = dir
+		}
+	}
+	if len(cg.Dirs) == 0 {
+		t.Skip("needs a mounted cgroup hierarchy (cgroup2, or v1 memory or cpu)")
+	}
+	return cg
+}
+
+// makeDirs makes root/rel and any missing parent, removing those it made
+// (deepest first) at cleanup.
+func makeDirs(t testing.TB, root, rel string) string {
+	t.Helper()
+	dir := root
+	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
+		dir = filepath.Join(dir, part)
+		err := os.Mkdir(dir, 0o755)
+		if os.IsExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		made := dir
+		t.Cleanup(func() { removeCgroup(t, made) })
+	}
+	return dir
+}
+
+// removeCgroup removes a cgroup directory, waiting for a killed task to
+// leave it (it does so a moment after it is reaped).
+func removeCgroup(t testing.TB, dir string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := os.Remove(dir)
+		if err == nil || os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("cleanup: removing %s: %v", dir, err)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RandomContainerID returns a fresh 64-hex container id, as docker,
+// containerd and cri-o make them.
+func RandomContainerID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// RandomPodUID returns a fresh pod uid (a UUID).
+func RandomPodUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -17,7 +17,10 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing/tracingtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	testenv.MaybeRunHelper()
+	goleak.VerifyTestMain(m)
+}
 
 // closedPort returns a UDP port on loopback that nothing listens on.
 func closedPort(t *testing.T) int {
@@ -119,6 +122,44 @@ func TestUDPToAClosedPort(t *testing.T) {
 			}
 			got := waitDrops(t, h, "NO_SOCKET", float64(before+packets))
 			assert.Equal(t, float64(before+packets), got["NO_SOCKET"], "the counter matches the packets sent")
+		})
+	}
+}
+
+// TestDropsCarryTheSendersContainer sends datagrams to a closed port from a
+// process in cgroups named as docker (cgroupfs driver) and containerd's CRI
+// plugin (cgroupfs driver, under a pod) name them, in every hierarchy this
+// host has, and checks those drops arrive on that container's Resource
+// while the test's own drops stay the host's.
+func TestDropsCarryTheSendersContainer(t *testing.T) {
+	id, uid := testenv.RandomContainerID(), testenv.RandomPodUID()
+	for _, tc := range []struct {
+		name, rel, wantRuntime, wantPod string
+	}{
+		{name: "docker", rel: "docker/" + id, wantRuntime: "docker"},
+		{name: "containerd CRI", rel: "kubepods/besteffort/pod" + uid + "/" + id, wantPod: uid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cg := testenv.NewContainerCgroups(t, tc.rel)
+			port := closedPort(t)
+			h := start(t, &Config{Protocol: "udp", Port: port}, bpf.Options{})
+			for _, e := range h.Events(t) {
+				assert.Empty(t, e.ContainerID(), "the test's own drops are the host's")
+			}
+			pid := testenv.RunUDPSender(t, port, 3, cg.Dirs...)
+			events := h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })
+			for _, e := range events {
+				assert.Equal(t, id, e.ContainerID())
+				attrs := e.Resource.Attributes().AsRaw()
+				if tc.wantRuntime != "" {
+					assert.Equal(t, tc.wantRuntime, attrs["container.runtime.name"])
+				} else {
+					assert.NotContains(t, attrs, "container.runtime.name", "the cgroupfs driver does not say which CRI runtime")
+				}
+				if tc.wantPod != "" {
+					assert.Equal(t, tc.wantPod, attrs["k8s.pod.uid"])
+				}
+			}
 		})
 	}
 }

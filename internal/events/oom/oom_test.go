@@ -3,7 +3,9 @@ package oom
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testenv.MaybeRunMemoryHog()
+	testenv.MaybeRunHelper()
 	goleak.VerifyTestMain(m)
 }
 
@@ -59,6 +61,7 @@ func TestCgroupOOMKill(t *testing.T) {
 			assert.Equal(t, "/"+name, e.Attr("memory_cgroup.path"))
 			assert.Equal(t, strconv.Itoa(64<<20), e.Attr("memory_cgroup.limit_bytes"))
 			assert.Equal(t, "inferred", e.Attr("scope_source"), "no kprobes here")
+			assert.Empty(t, e.ContainerID(), "a cgroup no runtime made is the host's")
 			stat, ok := e.Attributes().Get("memory_cgroup.stat")
 			require.True(t, ok)
 			_, ok = stat.Map().Get("rss")
@@ -76,6 +79,53 @@ func TestCgroupOOMKill(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 1.0, kills)
+		})
+	}
+}
+
+// TestOOMNamesTheVictimsContainer runs the memory hog in cgroups named as
+// containerd's CRI plugin (systemd driver) and docker (cgroupfs driver)
+// name them, in every hierarchy this host has (v1 memory and cpu,
+// cgroup2), and checks the kill arrives on that container's Resource.
+func TestOOMNamesTheVictimsContainer(t *testing.T) {
+	id, uid := testenv.RandomContainerID(), testenv.RandomPodUID()
+	for _, tc := range []struct {
+		name, rel                      string
+		wantRuntime, wantPod, hookName string
+		opts                           bpf.Options
+	}{
+		{name: "containerd systemd driver", wantRuntime: "containerd", wantPod: uid,
+			rel: "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-" + id + ".scope"},
+		{name: "docker cgroupfs driver", wantRuntime: "docker", rel: "docker/" + id},
+		{name: "docker cgroupfs driver, tracepoint", wantRuntime: "docker", rel: "docker/" + id,
+			opts: bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Tracepoint}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Force != nil {
+				testenv.Tracefs(t)
+			}
+			cg := testenv.NewContainerCgroups(t, tc.rel)
+			limitFile := "memory.max"
+			if _, err := os.Stat(filepath.Join(cg.Memory, "memory.limit_in_bytes")); err == nil {
+				limitFile = "memory.limit_in_bytes"
+			}
+			require.NoError(t, os.WriteFile(filepath.Join(cg.Memory, limitFile), []byte(strconv.Itoa(64<<20)), 0o644))
+			h := tracingtest.New(t, "oom", nil)
+			setOpts(h.Attr.TracingData.(*oomCollector), tc.opts)
+			h.Run(t)
+			time.Sleep(300 * time.Millisecond) // attached
+
+			pid := testenv.RunMemoryHog(t, cg.Dirs...)
+			e := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })[0]
+			assert.Equal(t, id, e.ContainerID())
+			attrs := e.Resource.Attributes().AsRaw()
+			assert.Equal(t, tc.wantRuntime, attrs["container.runtime.name"])
+			if tc.wantPod != "" {
+				assert.Equal(t, tc.wantPod, attrs["k8s.pod.uid"])
+			} else {
+				assert.NotContains(t, attrs, "k8s.pod.uid")
+			}
+			assert.Equal(t, "/"+tc.rel, e.Attr("memory_cgroup.path"))
 		})
 	}
 }
