@@ -153,7 +153,9 @@ func podUID(name string) string {
 	var uid string
 	if rest, ok := strings.CutPrefix(name, "pod"); ok {
 		uid = rest
-	} else if strings.HasPrefix(name, "kubepods") && strings.HasSuffix(name, ".slice") {
+	} else if strings.Contains(name, "kubepods") && strings.HasSuffix(name, ".slice") {
+		// kubepods-burstable-pod<uid>.slice; kind and other nested kubelets
+		// prefix their cgroup root: kubelet-kubepods-…-pod<uid>.slice.
 		i := strings.LastIndex(name, "-pod")
 		if i < 0 {
 			return ""

@@ -444,6 +444,12 @@ func (r *Resolver) Containers() []Info {
 			if c.IsZero() {
 				return nil
 			}
+			// The walk is pre-order: a container's first directory is its
+			// top one, the rest are its own sub-cgroups. A container nested
+			// in it (docker in docker) has another id and is listed too.
+			if in := byID[c.ID]; in != nil && *r.dirsFor(h, in)[0] != "" {
+				return nil
+			}
 			info, err := d.Info()
 			if err != nil {
 				return nil
@@ -464,7 +470,7 @@ func (r *Resolver) Containers() []Info {
 					*dir = p
 				}
 			}
-			return filepath.SkipDir // the container's own sub-cgroups are its
+			return nil
 		})
 	}
 	out := make([]Info, 0, len(byID))
