@@ -2,6 +2,8 @@ package hungtask
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +43,10 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	testenv.Sysctl(t, "kernel/hung_task_timeout_secs", "2")
 	// Each report uses up one of the detector's log warnings; put them back.
 	testenv.Sysctl(t, "kernel/hung_task_warnings", "10")
+	// Made before the frozen fs, so that they are removed after its
+	// writers have finished (cleanups run last in, first out).
+	id := testenv.RandomContainerID()
+	cg := testenv.NewContainerCgroups(t, "system.slice/docker-"+id+".scope")
 	fs := testenv.NewFrozenFS(t)
 
 	h := tracingtest.New(t, "hungtask", nil)
@@ -49,6 +55,11 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	time.Sleep(300 * time.Millisecond) // attached before the writers block
 
 	writers := fs.StartWriters(2)
+	// The first writer is a container's, the second the host's.
+	for _, dir := range cg.Dirs {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(writers[0])), 0o644))
+	}
+	wantContainer := map[string]string{strconv.Itoa(writers[0]): id, strconv.Itoa(writers[1]): ""}
 	want := map[string]bool{strconv.Itoa(writers[0]): true, strconv.Itoa(writers[1]): true}
 	events := h.WaitEvents(t, 20*time.Second, 2, func(e tracingtest.Event) bool { return want[e.Attr("pid")] })
 	fs.Thaw()
@@ -62,6 +73,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 		assert.Equal(t, pid, e.Attr("tgid"), "a single-threaded shell")
 		assert.Equal(t, "2", e.Attr("hung_task_timeout_secs"))
 		assert.Equal(t, "Error", e.SeverityText())
+		assert.Equal(t, wantContainer[pid], e.ContainerID(), "writer %s", pid)
 
 		st, ok := e.Attributes().Get("stack")
 		require.True(t, ok)
@@ -81,6 +93,11 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 			if want[p.AsString()] {
 				s, _ := m.Get("stack")
 				assert.NotZero(t, s.Slice().Len())
+				got := ""
+				if c, ok := m.Get("container_id"); ok {
+					got = c.Str()
+				}
+				assert.Equal(t, wantContainer[p.AsString()], got, "blocked task %s", p.AsString())
 			}
 		}
 		for other := range want {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -170,6 +171,34 @@ func waitHandled(t *testing.T, h *tracingtest.Harness, n uint64) {
 func link(t *testing.T, ns string, args ...string) {
 	t.Helper()
 	testenv.Run(t, "ip", append([]string{"-n", ns, "link"}, args...)...)
+}
+
+// TestEventsInAContainersNamespace puts a process of a docker-named
+// container (its cgroups in every hierarchy) in the namespace: the
+// namespace's link events are then that container's.
+func TestEventsInAContainersNamespace(t *testing.T) {
+	ns, path, _ := testNetns(t, "container")
+	id := testenv.RandomContainerID()
+	cg := testenv.NewContainerCgroups(t, "docker/"+id)
+	sleeper := exec.Command("ip", "netns", "exec", ns, "sleep", "60")
+	require.NoError(t, sleeper.Start())
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() }) // before the cgroups are removed
+	for _, dir := range cg.Dirs {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644))
+	}
+	// ip enters the namespace and then execs sleep: wait for the exec.
+	require.Eventually(t, func() bool {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", sleeper.Process.Pid))
+		return strings.TrimSpace(string(comm)) == "sleep"
+	}, 5*time.Second, 10*time.Millisecond)
+
+	h := tracingtest.New(t, "netdev", &Config{Include: "^kv0$", NetworkNamespaces: []string{path}})
+	h.Run(t)
+	waitHandled(t, h, 5)
+	link(t, ns, "set", "kv0", "up")
+	e := h.WaitEvents(t, 5*time.Second, 1, nil)[0]
+	assert.Equal(t, id, e.ContainerID())
+	assert.Equal(t, "docker", e.Resource.Attributes().AsRaw()["container.runtime.name"])
 }
 
 func TestVethEventsInANamespace(t *testing.T) {
