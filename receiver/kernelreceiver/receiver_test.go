@@ -5,6 +5,7 @@ package kernelreceiver
 import (
 	"context"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
@@ -215,4 +217,110 @@ func forEachPoint(md pmetric.Metrics, f func(name string, attrs map[string]any, 
 			}
 		}
 	}
+}
+
+// maybeRunTestHelper lets the test binary run as a helper process in a
+// container's cgroups (TestMain calls it; see metadata.yaml).
+func maybeRunTestHelper() { testenv.MaybeRunHelper() }
+
+// TestEventsAndSelfTelemetryOfContainerAttribution runs the whole receiver:
+// a drop from a process in a docker container's cgroups arrives on that
+// container's Resource (the sink asks the receiver's resolver for the
+// runtime), and the resolver reports itself in kernel.receiver.container.*.
+func TestEventsAndSelfTelemetryOfContainerAttribution(t *testing.T) {
+	testenv.RequireRoot(t, "loading BPF programs and making cgroups")
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 200 * time.Millisecond
+	cfg.EventQueue.FlushInterval = 20 * time.Millisecond
+	logs, metrics := &consumertest.LogsSink{}, &consumertest.MetricsSink{}
+	set := receivertest.NewNopSettings(metadata.Type)
+	lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
+	require.NoError(t, err)
+	require.NoError(t, lr.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, mr.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() {
+		require.NoError(t, lr.Shutdown(context.Background()))
+		require.NoError(t, mr.Shutdown(context.Background()))
+	}()
+
+	id := testenv.RandomContainerID()
+	cg := testenv.NewContainerCgroups(t, "docker/"+id)
+	var pid int
+	var resource map[string]any
+	require.Eventually(t, func() bool {
+		// Port 9 (discard) on loopback: nothing listens, so NO_SOCKET drops.
+		pid = testenv.RunUDPSender(t, 9, 1, cg.Dirs...)
+		time.Sleep(100 * time.Millisecond)
+		for _, ld := range logs.AllLogs() {
+			for _, rl := range ld.ResourceLogs().All() {
+				for _, sl := range rl.ScopeLogs().All() {
+					for _, rec := range sl.LogRecords().All() {
+						if p, ok := rec.Attributes().Get("pid"); ok && rec.EventName() == "kernel.dropwatch" && p.Int() == int64(pid) {
+							resource = rl.Resource().Attributes().AsRaw()
+							return true
+						}
+					}
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "a drop event from the container's process")
+	assert.Equal(t, map[string]any{"container.id": id, "container.runtime.name": "docker"}, resource)
+
+	self := map[string]float64{}
+	attached := map[string]string{}
+	require.Eventually(t, func() bool {
+		all := metrics.AllMetrics()
+		if len(all) == 0 {
+			return false
+		}
+		forEachPoint(all[len(all)-1], func(name string, attrs map[string]any, v float64) {
+			switch {
+			case name == "kernel.receiver.container.lookups":
+				self[name+"."+attrs["result"].(string)] = v
+			case name == "kernel.receiver.bpf.program.attached" && attrs["collector"] == "receiver":
+				attached[attrs["hook"].(string)] = attrs["attach"].(string)
+			default:
+				self[name] = v
+			}
+		})
+		return self["kernel.receiver.container.lookups.hit"] > 0
+	}, 10*time.Second, 100*time.Millisecond, "self telemetry %v", self)
+	assert.Equal(t, 1.0, self["kernel.receiver.container.tracked"])
+	assert.Positive(t, self["kernel.receiver.container.cache.entries"])
+	assert.GreaterOrEqual(t, self["kernel.receiver.container.walks"], 1.0, "the walk at start")
+	assert.Equal(t, map[string]string{"cgroup_mkdir": "tp_btf:mkdir_btf", "cgroup_rmdir": "tp_btf:rmdir_btf"}, attached)
+}
+
+// Without the cgroup hooks, attribution still works by walking.
+func TestContainerAttributionWithoutTracking(t *testing.T) {
+	testenv.RequireRoot(t, "loading BPF programs and making cgroups")
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Containers.TrackCgroups = false
+	cfg.EventQueue.FlushInterval = 20 * time.Millisecond
+	logs := &consumertest.LogsSink{}
+	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	kr := r.(*kernelReceiver)
+	require.NotNil(t, kr.containers)
+	assert.Nil(t, kr.watcher)
+
+	id := testenv.RandomContainerID()
+	cg := testenv.NewContainerCgroups(t, "kubepods/burstable/pod"+testenv.RandomPodUID()+"/crio-"+id)
+	ids := container.CgroupIDs{}
+	for _, dir := range cg.Dirs {
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(dir, &st))
+		ids.Unified, ids.Memory, ids.CPU = st.Ino, st.Ino, st.Ino // whichever hierarchy it is in, one matches
+		require.Eventually(t, func() bool { return kr.containers.Resolve(ids).ID == id }, 5*time.Second, 100*time.Millisecond,
+			"found by walking %s", dir)
+	}
+	assert.False(t, kr.containers.Stats().Tracked)
+	assert.Positive(t, kr.containers.Stats().Lookups[container.LookupWalk])
 }
