@@ -88,8 +88,10 @@ validate: build
 	ELASTICSEARCH_ENDPOINT=$(ELASTICSEARCH_ENDPOINT) $(BINARY) validate --config distribution/config-elasticsearch.yaml
 	@echo 'both configs are valid'
 
-# The distribution is built first so test/e2e finds a fresh binary; if that build fails the tests still run
-# and the e2e test reports the failure. The last line is "N passed, N failed, N skipped".
+# The distribution is built first so test/e2e and test/k8s find a fresh binary; if that build fails the tests
+# still run and those tests report the failure. test/k8s is a module of its own (so that the receiver does not
+# depend on client-go): its tests run after the main module's, into the same summary, whose last line is
+# "N passed, N failed, N skipped".
 test: deps
 	@mkdir -p $(TOOLS); echo "make build (log: .tools/build.log)"; \
 	$(MAKE) --no-print-directory build > $(TOOLS)/build.log 2>&1 || \
@@ -99,11 +101,13 @@ test: deps
 	@# (and unmounted after, if this target mounted it), no package mounts or unmounts it under another.
 	@mounted=; if [ "$$(id -u)" = 0 ] && ! mountpoint -q /sys/kernel/tracing && ! mountpoint -q /sys/kernel/debug/tracing; then \
 	  mount -t tracefs tracefs /sys/kernel/tracing && mounted=1; fi; \
-	status=0; go test -json -count=1 -timeout 30m ./... 2>&1 | $(TOOLS)/testsummary || status=$$?; \
+	status=0; { rc=0; go test -json -count=1 -timeout 30m ./... 2>&1 || rc=$$?; \
+	  (cd test/k8s && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; exit $$rc; } | $(TOOLS)/testsummary || status=$$?; \
 	if [ -n "$$mounted" ]; then umount /sys/kernel/tracing; fi; exit $$status
 
 lint:
 	go vet ./...
+	cd test/k8s && go vet ./...
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './$(DIST)/*' -not -path '*/testdata/*' | xargs gofmt -l); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 	GOOS=darwin go vet ./receiver/...

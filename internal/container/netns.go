@@ -29,7 +29,13 @@ const netnsTTL = 30 * time.Second
 
 // ContainerOfNetns returns the container whose processes are in the
 // network namespace with inode ino (as in /proc/PID/ns/net), or the host
-// for the host's namespace and for one no container's process is in.
+// for the host's namespace (shared by hostNetwork pods) and for one no
+// container's process is in. Host processes in a container's namespace
+// are passing visitors (ip netns exec, nsenter) and do not count.
+//
+// The host's namespace is the one of the first process whose namespace can
+// be read: init's, or with a pid namespace of our own (a DaemonSet without
+// hostPID) the first process of that namespace.
 //
 // Containers of one Kubernetes pod share a namespace; it is attributed to
 // the container with the lowest pid there, normally the pod's sandbox, and
@@ -42,7 +48,7 @@ func (r *Resolver) ContainerOfNetns(ino uint32) Container {
 	nc.mu.Lock()
 	defer nc.mu.Unlock()
 	if nc.host == 0 {
-		nc.host = netnsInode(filepath.Join(r.opts.ProcRoot, "1/ns/net"))
+		nc.host = r.hostNetns()
 	}
 	if ino == nc.host {
 		return Container{}
@@ -67,17 +73,33 @@ func (r *Resolver) scanNetns(ino uint32) Container {
 	best, bestPid := Container{}, 0
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
-		if err != nil || (bestPid != 0 && pid > bestPid) {
+		if err != nil || netnsInode(filepath.Join(r.opts.ProcRoot, d.Name(), "ns/net")) != ino {
 			continue
 		}
-		if netnsInode(filepath.Join(r.opts.ProcRoot, d.Name(), "ns/net")) != ino {
-			continue
-		}
-		if c := r.ContainerOfPID(pid); !c.IsZero() {
+		if c, ok := r.containerOfPID(pid); ok && !c.IsZero() && (bestPid == 0 || pid < bestPid) {
 			best, bestPid = c, pid
 		}
 	}
 	return best
+}
+
+// hostNetns is the namespace of the lowest pid whose namespace can be read.
+func (r *Resolver) hostNetns() uint32 {
+	dirs, err := os.ReadDir(r.opts.ProcRoot)
+	if err != nil {
+		return 0
+	}
+	host, hostPid := uint32(0), 0
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || (hostPid != 0 && pid > hostPid) {
+			continue
+		}
+		if ino := netnsInode(filepath.Join(r.opts.ProcRoot, d.Name(), "ns/net")); ino != 0 {
+			host, hostPid = ino, pid
+		}
+	}
+	return host
 }
 
 // netnsInode reads a namespace link, "net:[4026531840]", as its inode.

@@ -351,17 +351,23 @@ func (r *Resolver) ContainerOfPID(pid int) Container {
 	if r == nil {
 		return Container{}
 	}
+	c, _ := r.containerOfPID(pid)
+	return c
+}
+
+// containerOfPID also says whether pid's cgroups could be read at all.
+func (r *Resolver) containerOfPID(pid int) (Container, bool) {
 	fs, err := procfs.NewFS(r.opts.ProcRoot)
 	if err != nil {
-		return Container{}
+		return Container{}, false
 	}
 	p, err := fs.Proc(pid)
 	if err != nil {
-		return Container{}
+		return Container{}, false
 	}
 	cgroups, err := p.Cgroups()
 	if err != nil {
-		return Container{}
+		return Container{}, false
 	}
 	// cgroup2 first, as Resolve does, then the v1 memory and cpu lines.
 	sort.SliceStable(cgroups, func(i, j int) bool { return cgroups[i].HierarchyID == 0 && cgroups[j].HierarchyID != 0 })
@@ -370,10 +376,10 @@ func (r *Resolver) ContainerOfPID(pid int) Container {
 			continue
 		}
 		if c := r.opts.Parser.Parse(cg.Path); !c.IsZero() {
-			return c
+			return c, true
 		}
 	}
-	return Container{}
+	return Container{}, true
 }
 
 func hasController(have []string, want ...string) bool {

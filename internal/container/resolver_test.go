@@ -310,7 +310,10 @@ func TestContainerOfPIDAndNetns(t *testing.T) {
 	h.process(t, 50, v1(podPath+id), 4026532100)  // the pod's sandbox
 	h.process(t, 60, v1(podPath+id2), 4026532100) // an app container of the same pod
 	h.process(t, 70, "0::/system.slice/docker-"+id2+".scope\n", 4026532200)
-	h.process(t, 80, v1("/user.slice"), 4026532300) // a host process in its own namespace
+	h.process(t, 80, v1("/user.slice"), 4026532300)  // a host process in its own namespace
+	h.process(t, 90, v1("/docker/"+id), 4026531840)  // a host-network container, in the host's namespace
+	h.process(t, 91, v1("/user.slice"), 4026532400)  // a host process visiting (ip netns exec)…
+	h.process(t, 92, v1("/docker/"+id2), 4026532400) // …a container's namespace
 
 	r := h.resolver(t, Options{Parser: PathParser{KubernetesRuntime: RuntimeContainerd}})
 	assert.Equal(t, Container{ID: id, Runtime: RuntimeContainerd, PodUID: uid}, r.ContainerOfPID(50))
@@ -322,7 +325,18 @@ func TestContainerOfPIDAndNetns(t *testing.T) {
 	assert.Equal(t, Container{ID: id2, Runtime: RuntimeDocker}, r.ContainerOfNetns(4026532200))
 	assert.Equal(t, Container{}, r.ContainerOfNetns(4026531840), "the host's namespace")
 	assert.Equal(t, Container{}, r.ContainerOfNetns(4026532300), "no container's process in it")
+	assert.Equal(t, Container{ID: id2, Runtime: RuntimeDocker}, r.ContainerOfNetns(4026532400), "a host process visiting does not count")
 	assert.Equal(t, Container{}, r.ContainerOfNetns(0))
+}
+
+// In a pid namespace of our own, init is not the host's: the first
+// process whose namespace we can read stands for the host.
+func TestHostNetnsWithoutInit(t *testing.T) {
+	h := newFixtureHost(t, fixtureLayouts["v2"])
+	h.process(t, 7, "0::/system.slice/agent.service\n", 4026531999)
+	h.process(t, 20, "0::/docker/"+id+"\n", 4026531999) // a host-network container
+	r := h.resolver(t, Options{})
+	assert.Equal(t, Container{}, r.ContainerOfNetns(4026531999))
 }
 
 func TestNilResolverIsTheHost(t *testing.T) {

@@ -372,6 +372,8 @@ func RunUDPSender(t testing.TB, port, count int, cgroups ...string) int {
 // ContainerCgroups are the cgroups a runtime makes for one container, in
 // each hierarchy a host has for it.
 type ContainerCgroups struct {
+	// Path is the cgroup path, the same in every hierarchy.
+	Path string
 	// Dirs are the directories, one per hierarchy: the v1 memory and cpu
 	// hierarchies where they are mounted, and cgroup2.
 	Dirs []string
@@ -383,14 +385,20 @@ type ContainerCgroups struct {
 // instance "docker/<id>") in the v1 memory and cpu hierarchies and in
 // cgroup2, whichever this host mounts, making parents as needed. At cleanup
 // it removes what it made, deepest first, once the processes in it are gone.
+//
+// rel goes under a directory of the test's own ("/kps-<random>/docker/<id>"):
+// test processes running at once would otherwise share, and race to make
+// and remove, parents such as /docker. Container paths are read from the
+// leaf up, so the prefix does not change what the path says.
 func NewContainerCgroups(t testing.TB, rel string) *ContainerCgroups {
 	t.Helper()
 	RequireRoot(t, "creating cgroups")
+	rel = "kps-" + RandomContainerID()[:12] + "/" + strings.Trim(rel, "/")
 	mounts, err := procfs.GetMounts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cg := &ContainerCgroups{}
+	cg := &ContainerCgroups{Path: "/" + rel}
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		_, memory := m.SuperOptions["memory"]

@@ -30,6 +30,10 @@ type apiServer struct {
 	url  string
 	pods []corev1.Pod
 	stop chan struct{}
+	// watchList: serve sendInitialEvents=true. When false the server answers
+	// it as an API server without the WatchList feature does (422), and
+	// client-go falls back to LIST then WATCH.
+	watchList bool
 
 	mu       sync.Mutex
 	requests []apiRequest
@@ -56,7 +60,7 @@ func (r apiRequest) String() string {
 const resourceVersion = "1000"
 
 func newAPIServer(t *testing.T, pods ...corev1.Pod) *apiServer {
-	s := &apiServer{t: t, pods: pods, stop: make(chan struct{})}
+	s := &apiServer{t: t, pods: pods, stop: make(chan struct{}), watchList: true}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.url = srv.URL
 	t.Cleanup(func() {
@@ -118,6 +122,11 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 			ListMeta: metav1.ListMeta{ResourceVersion: resourceVersion},
 			Items:    pods,
 		})
+		return
+	}
+	if req.Query.Get("sendInitialEvents") == "true" && !s.watchList {
+		writeStatus(w, http.StatusUnprocessableEntity, metav1.StatusReasonInvalid,
+			"sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled")
 		return
 	}
 	s.watch(w, r, req, pods)

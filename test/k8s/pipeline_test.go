@@ -157,17 +157,26 @@ var dbPod = corev1.Pod{
 
 // TestPodMetadata runs a whole collector, kernel → k8s_attributes (the
 // example deployment's section, pointed at a stand-in API server) → a
-// capturing exporter, and checks which records get pod metadata.
+// capturing exporter, and checks which records get pod metadata. It runs
+// against both kinds of API server client-go meets: one that streams the
+// initial pods in a watch ("watch-list", the default since Kubernetes 1.34),
+// and one that refuses that, so client-go falls back to LIST then WATCH.
 func TestPodMetadata(t *testing.T) {
+	t.Run("watch-list", func(t *testing.T) { testPodMetadata(t, true) })
+	t.Run("list-then-watch", func(t *testing.T) { testPodMetadata(t, false) })
+}
+
+func testPodMetadata(t *testing.T, watchList bool) {
 	m := loadManifests(t)
 	api := newAPIServer(t, webPod, dbPod)
+	api.watchList = watchList
 	t.Setenv("KUBECONFIG", api.kubeconfig(t))
 	t.Setenv("K8S_NODE_NAME", nodeName)
 
 	// The example's k8s_attributes section, with the test's connection.
 	k8s := m.k8sAttributesConfig(t)
-	k8s["auth_type"] = "kubeConfig"   // the example uses the pod's service account
-	k8s["wait_for_metadata"] = true   // so that no record is processed before the pod cache is filled
+	k8s["auth_type"] = "kubeConfig" // the example uses the pod's service account
+	k8s["wait_for_metadata"] = true // so that no record is processed before the pod cache is filled
 	k8s["wait_for_metadata_timeout"] = "20s"
 
 	events := []any{
@@ -224,14 +233,14 @@ func TestPodMetadata(t *testing.T) {
 
 	t.Run("container of a pod on this node", func(t *testing.T) {
 		assert.Equal(t, map[string]any{
-			"container.id":                          webContainerID,
-			"k8s.pod.name":                          webPod.Name,
-			"k8s.pod.uid":                           string(webPod.UID),
-			"k8s.namespace.name":                    namespace,
-			"k8s.node.name":                         nodeName,
-			"k8s.deployment.name":                   "web",
-			"k8s.container.name":                    "web",
-			"container.image.name":                  "registry.example/shop/web",
+			"container.id":                         webContainerID,
+			"k8s.pod.name":                         webPod.Name,
+			"k8s.pod.uid":                          string(webPod.UID),
+			"k8s.namespace.name":                   namespace,
+			"k8s.node.name":                        nodeName,
+			"k8s.deployment.name":                  "web",
+			"k8s.container.name":                   "web",
+			"container.image.name":                 "registry.example/shop/web",
 			"k8s.pod.label.app.kubernetes.io/name": "web",
 		}, resources["web"].AsRaw())
 	})
@@ -247,17 +256,21 @@ func TestPodMetadata(t *testing.T) {
 	// nothing the example's ClusterRole does not grant.
 	t.Run("requests", func(t *testing.T) {
 		rules := m.clusterRole(t).Rules
-		var pods int
+		verbs := map[string]bool{}
 		for _, r := range api.Requests() {
 			t.Logf("API request: %s", r)
 			assert.True(t, allowedBy(rules, r.APIGroup, r.Resource, r.Verb),
 				"%s (%s %q %s) is not granted by the ClusterRole in %s", r, r.Verb, r.APIGroup, r.Resource, manifestDir)
 			if r.Resource == "pods" {
-				pods++
+				verbs[r.Verb] = true
 				assert.Equal(t, "spec.nodeName="+nodeName, r.Query.Get("fieldSelector"), "%s", r)
 			}
 		}
-		assert.NotZero(t, pods, "no pod LIST or WATCH reached the stand-in API server")
+		want := map[string]bool{"watch": true}
+		if !watchList {
+			want["list"] = true
+		}
+		assert.Equal(t, want, verbs, "verbs of the pod requests")
 	})
 }
 

@@ -125,7 +125,7 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 			} else {
 				assert.NotContains(t, attrs, "k8s.pod.uid")
 			}
-			assert.Equal(t, "/"+tc.rel, e.Attr("memory_cgroup.path"))
+			assert.Equal(t, cg.Path, e.Attr("memory_cgroup.path"))
 		})
 	}
 }
