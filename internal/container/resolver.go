@@ -217,9 +217,10 @@ func (r *Resolver) lookup(h *Hierarchy, id uint64) (Container, string) {
 		r.mu.Unlock()
 		return Container{}, ""
 	}
+	r.claimWalkLocked(h) // before unlocking: concurrent misses do not all walk
 	r.mu.Unlock()
 
-	r.walk(h)
+	r.walkClaimed(h)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,9 +236,17 @@ func (r *Resolver) lookup(h *Hierarchy, id uint64) (Container, string) {
 // walk remembers every cgroup directory of h.
 func (r *Resolver) walk(h *Hierarchy) {
 	r.mu.Lock()
+	r.claimWalkLocked(h)
+	r.mu.Unlock()
+	r.walkClaimed(h)
+}
+
+func (r *Resolver) claimWalkLocked(h *Hierarchy) {
 	r.lastWalk[h.ID] = r.now()
 	r.walks++
-	r.mu.Unlock()
+}
+
+func (r *Resolver) walkClaimed(h *Hierarchy) {
 	_ = filepath.WalkDir(h.Mount, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil // a cgroup removed during the walk

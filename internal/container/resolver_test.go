@@ -347,3 +347,9 @@ func TestNilResolverIsTheHost(t *testing.T) {
 	assert.Equal(t, Container{}, r.ContainerOfNetns(1))
 	assert.Nil(t, r.Containers())
 }
+
+func (h *fixtureHost) mkdirB(b *testing.B, path string) {
+	if err := os.MkdirAll(filepath.Join(h.mounts["unified"], path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+}
