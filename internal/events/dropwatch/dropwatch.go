@@ -87,7 +87,7 @@ func init() {
 	tracing.RegisterEventTracing("dropwatch", newDropwatch,
 		tracing.WithDescription("Packets the kernel drops (skb/kfree_skb), with the drop reason by name, addresses, ports, interface and network namespace; filtered and rate-capped in the kernel."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 100} }),
-		tracing.WithEvent("dropwatch", &dropEvent{}, "A packet was dropped. Events beyond events_per_second are not sent but are counted in kernel.dropwatch.drops."),
+		tracing.WithEvent("dropwatch", &dropEvent{}, "A packet was dropped. Events beyond events_per_second are not sent but are counted in kernel.dropwatch.drops. Container: the one owning the network namespace of the device the drop happened on, when that is not the host's; else the container of the task running when the packet was freed (the sender, for locally generated packets)."),
 		tracing.WithMetrics(
 			metric.Desc{Name: "drops", Kind: metric.Counter, Unit: "{packet}", Description: "dropped packets that pass the filter, by reason, since the collector started (capped events included)",
 				Labels: []metric.Label{{Name: "reason", Description: "drop reason, as the running kernel names it"}}},

@@ -79,7 +79,7 @@ func init() {
 	tracing.RegisterEventTracing("hungtask", newHungtask,
 		tracing.WithDescription("Tasks blocked in D state beyond kernel.hung_task_timeout_secs (the kernel's hung-task detector), with the kernel stacks of every blocked task."),
 		tracing.WithConfig(func() *Config { return &Config{MaxBlockedTasks: 32, EventsPerSecond: 10} }),
-		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks."),
+		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks. Container: the hung task's; each other blocked task names its own."),
 		tracing.WithMetrics(metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"}),
 		tracing.WithMetrics(bpf.EventCounterDescs("{task}")...),
 	)

@@ -113,7 +113,7 @@ func init() {
 	tracing.RegisterEventTracing("netdev", newNetdev,
 		tracing.WithDescription("Network interfaces going admin up/down and gaining/losing carrier, from rtnetlink, with ethtool driver info."),
 		tracing.WithConfig(func() *Config { return &Config{} }),
-		tracing.WithEvent("netdev", &linkEvent{}, "An interface changed admin state or carrier. One event per change: bringing a link down administratively usually also drops its carrier, which is a second event."),
+		tracing.WithEvent("netdev", &linkEvent{}, "An interface changed admin state or carrier. One event per change: bringing a link down administratively usually also drops its carrier, which is a second event. Container: the one whose processes are in the interface's network namespace (a pod's namespace: its first container, with the pod uid); none for the host's."),
 		tracing.WithMetrics(metric.Desc{
 			Name: "link_changes", Kind: metric.Counter, Unit: "{change}",
 			Description: "link state changes seen since the collector started; a removed interface is reported once more, then forgotten",

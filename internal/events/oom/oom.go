@@ -86,7 +86,7 @@ func init() {
 	tracing.RegisterEventTracing("oom", newOOM,
 		tracing.WithDescription("OOM kills, with the victim's memory cgroup and its usage, limit and counters, the OOM's scope (cgroup or global) and the host's memory."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 50} }),
-		tracing.WithEvent("oom", &oomEvent{}, "The OOM killer chose a victim."),
+		tracing.WithEvent("oom", &oomEvent{}, "The OOM killer chose a victim. Container: the victim's (the process killed, not the one whose allocation triggered the kill)."),
 		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 		tracing.WithMetrics(metric.Desc{
 			Name: "kills", Kind: metric.Counter, Unit: "{kill}", Description: "OOM kills seen since the collector started",
