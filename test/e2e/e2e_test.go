@@ -38,7 +38,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	testenv.MaybeRunMemoryHog() // the oom subtest's victim is this binary
+	testenv.MaybeRunHelper() // the oom subtest's victim is this binary
 	os.Exit(m.Run())
 }
 
@@ -183,11 +183,20 @@ func TestDistribution(t *testing.T) {
 		}
 	})
 
-	// An OOM kill in a 64 MiB v1 memory cgroup.
+	// An OOM kill in a container of a Kubernetes pod: cgroups named as
+	// containerd's CRI plugin names them (cgroupfs driver), in every
+	// hierarchy this host has, with a 64 MiB memory limit.
 	t.Run("oom_event", func(t *testing.T) {
-		name := fmt.Sprintf("kps-e2e-oom-%d", os.Getpid())
-		dir := testenv.MemoryCgroupV1(t, name, 64<<20)
-		pid := strconv.Itoa(testenv.RunMemoryHog(t, dir))
+		id, uid := testenv.RandomContainerID(), testenv.RandomPodUID()
+		cg := testenv.NewContainerCgroups(t, "kubepods/burstable/pod"+uid+"/"+id)
+		limit := filepath.Join(cg.Memory, "memory.limit_in_bytes")
+		if _, err := os.Stat(limit); err != nil {
+			limit = filepath.Join(cg.Memory, "memory.max")
+		}
+		if err := os.WriteFile(limit, []byte(strconv.Itoa(64<<20)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		pid := strconv.Itoa(testenv.RunMemoryHog(t, cg.Dirs...))
 		col.waitUntil(t, "a kernel.oom record for pid "+pid, func() (bool, string) {
 			_, logs, err := readOutput(out)
 			if err != nil {
@@ -197,8 +206,12 @@ func TestDistribution(t *testing.T) {
 			if len(found) == 0 {
 				return false, "none yet"
 			}
-			if found[0]["memory_cgroup.path"] != "/"+name || found[0]["scope"] != "cgroup" {
-				t.Errorf("record %v: want memory_cgroup.path /%s and scope cgroup", found[0], name)
+			if found[0]["memory_cgroup.path"] != cg.Path || found[0]["scope"] != "cgroup" {
+				t.Errorf("record %v: want memory_cgroup.path %s and scope cgroup", found[0], cg.Path)
+			}
+			res := resourceOf(logs, "kernel.oom", "pid", pid)
+			if res["container.id"] != id || res["k8s.pod.uid"] != uid {
+				t.Errorf("resource %v: want container.id %s and k8s.pod.uid %s", res, id, uid)
 			}
 			return true, ""
 		})
@@ -477,6 +490,23 @@ func eventsWith(logs []plog.Logs, event, key, value string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// resourceOf returns the Resource attributes of the first record of event
+// whose attribute key is value.
+func resourceOf(logs []plog.Logs, event, key, value string) map[string]any {
+	for _, ld := range logs {
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, sl := range rl.ScopeLogs().All() {
+				for _, lr := range sl.LogRecords().All() {
+					if v, ok := lr.Attributes().Get(key); ok && lr.EventName() == event && v.AsString() == value {
+						return rl.Resource().Attributes().AsRaw()
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // addLink creates a dummy interface (a veth pair if the dummy driver is
