@@ -57,7 +57,7 @@ func (r *Resolver) ContainerOfNetns(ino uint32) Container {
 	if e, ok := nc.entries[ino]; ok && now.Sub(e.at) < netnsTTL {
 		return e.c
 	}
-	c := r.scanNetns(ino)
+	c := r.note(r.scanNetns(ino))
 	if nc.entries == nil || len(nc.entries) > 4096 {
 		nc.entries = map[uint32]netnsEntry{}
 	}

@@ -107,6 +107,37 @@ type Resolver struct {
 	trackerLost, trackerTruncated uint64
 
 	netns netnsCache
+
+	// described holds containers found from /proc or a path rather than
+	// from a cgroup id, so that Describe knows their runtime and pod too.
+	// Bounded by starting afresh when full.
+	described map[string]Container
+}
+
+// describedMax bounds Resolver.described.
+const describedMax = 4096
+
+// note remembers c for Describe.
+func (r *Resolver) note(c Container) Container {
+	if c.IsZero() {
+		return c
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.described == nil || len(r.described) >= describedMax {
+		r.described = map[string]Container{}
+	}
+	r.described[c.ID] = c
+	return c
+}
+
+// ContainerOfPath returns the container of a cgroup path read elsewhere (a
+// victim's /proc/PID/cgroup), remembering it for Describe.
+func (r *Resolver) ContainerOfPath(path string) Container {
+	if r == nil {
+		return Container{}
+	}
+	return r.note(r.opts.Parser.Parse(path))
 }
 
 type containerRef struct {
@@ -350,6 +381,9 @@ func (r *Resolver) Describe(id string) Container {
 	if ref := r.containers[id]; ref != nil {
 		return ref.c
 	}
+	if c, ok := r.described[id]; ok {
+		return c
+	}
 	return Container{ID: id}
 }
 
@@ -361,7 +395,7 @@ func (r *Resolver) ContainerOfPID(pid int) Container {
 		return Container{}
 	}
 	c, _ := r.containerOfPID(pid)
-	return c
+	return r.note(c)
 }
 
 // containerOfPID also says whether pid's cgroups could be read at all.

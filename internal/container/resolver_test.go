@@ -318,6 +318,10 @@ func TestContainerOfPIDAndNetns(t *testing.T) {
 	r := h.resolver(t, Options{Parser: PathParser{KubernetesRuntime: RuntimeContainerd}})
 	assert.Equal(t, Container{ID: id, Runtime: RuntimeContainerd, PodUID: uid}, r.ContainerOfPID(50))
 	assert.Equal(t, Container{ID: id2, Runtime: RuntimeDocker}, r.ContainerOfPID(70), "cgroup2 line")
+	assert.Equal(t, Container{ID: id2, Runtime: RuntimeDocker}, r.Describe(id2), "described from /proc, not from a cgroup id")
+	other := "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	assert.Equal(t, Container{ID: other, Runtime: RuntimePodman}, r.ContainerOfPath("/machine.slice/libpod-"+other+".scope"))
+	assert.Equal(t, Container{ID: other, Runtime: RuntimePodman}, r.Describe(other))
 	assert.Equal(t, Container{}, r.ContainerOfPID(1))
 	assert.Equal(t, Container{}, r.ContainerOfPID(12345), "gone")
 

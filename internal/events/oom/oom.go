@@ -229,8 +229,8 @@ func (c *oomCollector) victimCgroup(v victim) (string, container.Container) {
 	if v.known {
 		ctr = c.containers.Resolve(container.CgroupIDs{Unified: v.cgroupID, Memory: v.memcgID})
 	}
-	if ctr.IsZero() && path != "" && c.containers != nil {
-		ctr = c.containers.Parser().Parse(path)
+	if ctr.IsZero() && path != "" {
+		ctr = c.containers.ContainerOfPath(path)
 	}
 	return path, ctr
 }
