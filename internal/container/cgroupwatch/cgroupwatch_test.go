@@ -71,6 +71,15 @@ func TestNewCgroupsAreKnownWithoutWalking(t *testing.T) {
 			want := container.Container{ID: id, Runtime: container.RuntimeDocker}
 			want2 := container.Container{ID: id2, Runtime: container.RuntimeDocker}
 			require.Eventually(t, func() bool { return r.Resolve(ids) == want && r.Resolve(ids2) == want2 }, 5*time.Second, 20*time.Millisecond)
+			// Each hierarchy on its own: the hooks report cgroup2 (hierarchy 0)
+			// as well as the v1 memory and cpu hierarchies.
+			for name, one := range map[string]container.CgroupIDs{
+				"cgroup2": {Unified: ids.Unified}, "memory": {Memory: ids.Memory}, "cpu": {CPU: ids.CPU},
+			} {
+				if one != (container.CgroupIDs{}) {
+					assert.Equal(t, want, r.Resolve(one), name)
+				}
+			}
 			s := r.Stats()
 			assert.Zero(t, s.Lookups[container.LookupWalk], "known from the hooks, not from a walk")
 			assert.True(t, s.Tracked)
