@@ -42,8 +42,8 @@ type kernelReceiver struct {
 	containers *container.Resolver // nil when the host's cgroups cannot be read
 	watcher    *cgroupwatch.Watcher
 	manager    *tracing.Manager
-	cancel  context.CancelFunc
-	loop    sync.WaitGroup
+	cancel     context.CancelFunc
+	loop       sync.WaitGroup
 }
 
 func newKernelReceiver(set receiver.Settings, cfg *Config) (*kernelReceiver, error) {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +37,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver"
 )
@@ -100,6 +103,7 @@ func containerID(name string) string { return fmt.Sprintf("%x", sha256.Sum256([]
 
 var (
 	webContainerID  = containerID("web")
+	webSandboxID    = containerID("web sandbox") // the pause container: in no containerStatuses
 	dbContainerID   = containerID("db")
 	lostContainerID = containerID("in no pod")
 )
@@ -159,9 +163,12 @@ var dbPod = corev1.Pod{
 // example deployment's section, pointed at a stand-in API server) → a
 // capturing exporter, and checks which records get pod metadata. It runs
 // against both kinds of API server client-go meets: one that streams the
-// initial pods in a watch ("watch-list", the default since Kubernetes 1.34),
+// initial pods in a watch ("watch-list", client-go's default since v0.35),
 // and one that refuses that, so client-go falls back to LIST then WATCH.
 func TestPodMetadata(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux (the kernel receiver only runs there)")
+	}
 	t.Run("watch-list", func(t *testing.T) { testPodMetadata(t, true) })
 	t.Run("list-then-watch", func(t *testing.T) { testPodMetadata(t, false) })
 }
@@ -170,20 +177,138 @@ func testPodMetadata(t *testing.T, watchList bool) {
 	m := loadManifests(t)
 	api := newAPIServer(t, webPod, dbPod)
 	api.watchList = watchList
-	t.Setenv("KUBECONFIG", api.kubeconfig(t))
-	t.Setenv("K8S_NODE_NAME", nodeName)
-
-	// The example's k8s_attributes section, with the test's connection.
-	k8s := m.k8sAttributesConfig(t)
-	k8s["auth_type"] = "kubeConfig" // the example uses the pod's service account
-	k8s["wait_for_metadata"] = true // so that no record is processed before the pod cache is filled
-	k8s["wait_for_metadata_timeout"] = "20s"
+	k8s := exampleK8sAttributes(t, m, api)
 
 	events := []any{
 		map[string]any{"case": "web", "container_id": webContainerID},
 		map[string]any{"case": "other-node", "container_id": dbContainerID},
 		map[string]any{"case": "no-pod", "container_id": lostContainerID},
 	}
+	sandbox := os.Geteuid() == 0
+	if sandbox {
+		makeSandboxCgroup(t)
+		events = append(events, map[string]any{"case": "sandbox", "container_id": webSandboxID})
+	} else {
+		t.Log("not root: the sandbox case (association by k8s.pod.uid) needs a cgroup and is left out")
+	}
+	resources := probeResources(t, k8s, events)
+
+	// No cgroup for this one: its Resource has only container.id, so the
+	// second association rule matches it against containerStatuses.
+	t.Run("container of a pod on this node", func(t *testing.T) {
+		assert.Equal(t, map[string]any{
+			"container.id":                         webContainerID,
+			"k8s.pod.name":                         webPod.Name,
+			"k8s.pod.uid":                          string(webPod.UID),
+			"k8s.namespace.name":                   namespace,
+			"k8s.node.name":                        nodeName,
+			"k8s.deployment.name":                  "web",
+			"k8s.container.name":                   "web",
+			"container.image.name":                 "registry.example/shop/web",
+			"k8s.pod.label.app.kubernetes.io/name": "web",
+		}, resources["web"].AsRaw())
+	})
+	// The sandbox's container.id is in no containerStatuses, but its Resource
+	// has the pod uid, which the first association rule matches: pod
+	// metadata, and no container-level fields.
+	t.Run("sandbox of a pod on this node", func(t *testing.T) {
+		if !sandbox {
+			t.Skip("needs root to make the sandbox's cgroup")
+		}
+		attrs := resources["sandbox"].AsRaw()
+		delete(attrs, "container.runtime.name") // the receiver's to say (kubernetes_runtime), not the processor's
+		assert.Equal(t, map[string]any{
+			"container.id":                         webSandboxID,
+			"k8s.pod.name":                         webPod.Name,
+			"k8s.pod.uid":                          string(webPod.UID),
+			"k8s.namespace.name":                   namespace,
+			"k8s.node.name":                        nodeName,
+			"k8s.deployment.name":                  "web",
+			"k8s.pod.label.app.kubernetes.io/name": "web",
+		}, attrs)
+	})
+	// The same assertions fail when the container is not in the cache.
+	t.Run("container in no pod", func(t *testing.T) {
+		assert.Equal(t, map[string]any{"container.id": lostContainerID}, resources["no-pod"].AsRaw())
+	})
+	t.Run("container of a pod on another node", func(t *testing.T) {
+		assert.Equal(t, map[string]any{"container.id": dbContainerID}, resources["other-node"].AsRaw())
+	})
+
+	// What the processor asked the API server: only this node's pods, and
+	// nothing the example's ClusterRole does not grant.
+	t.Run("requests", func(t *testing.T) {
+		rules := m.clusterRole(t).Rules
+		verbs := map[string]bool{}
+		for _, r := range api.Requests() {
+			t.Logf("API request: %s", r)
+			assert.True(t, allowedBy(rules, r.APIGroup, r.Resource, r.Verb),
+				"%s (%s %q %s) is not granted by the ClusterRole in %s", r, r.Verb, r.APIGroup, r.Resource, manifestDir)
+			if r.Resource == "pods" {
+				verbs[r.Verb] = true
+				assert.Equal(t, "spec.nodeName="+nodeName, r.Query.Get("fieldSelector"), "%s", r)
+			}
+		}
+		want := map[string]bool{"watch": true}
+		if !watchList {
+			want["list"] = true
+		}
+		assert.Equal(t, want, verbs, "verbs of the pod requests")
+	})
+}
+
+// exampleK8sAttributes returns the k8s_attributes section of the example
+// deployment, connected to the stand-in API server, and sets the node
+// filter's variable.
+func exampleK8sAttributes(t *testing.T, m *manifests, api *apiServer) map[string]any {
+	t.Setenv("KUBECONFIG", api.kubeconfig(t))
+	t.Setenv("K8S_NODE_NAME", nodeName)
+	k8s := m.k8sAttributesConfig(t)
+	k8s["auth_type"] = "kubeConfig" // the example uses the pod's service account
+	k8s["wait_for_metadata"] = true // so that no record is processed before the pod cache is filled
+	k8s["wait_for_metadata_timeout"] = "20s"
+	return k8s
+}
+
+// makeSandboxCgroup makes a cgroup for the web pod's sandbox where the
+// kubelet would (<prefix>/kubepods/burstable/pod<uid>/<id>), so that the
+// receiver learns its pod uid on its first walk of the hierarchies, as it
+// would for a real pod. It needs root.
+func makeSandboxCgroup(t *testing.T) {
+	testenv.NewContainerCgroups(t, "kubepods/burstable/pod"+string(webPod.UID)+"/"+webSandboxID)
+}
+
+// TestContainerIDFirst is the counter-example to the example's association
+// order: with container.id first, the sandbox's Resource (which has both
+// attributes) is looked up by its container id only, finds nothing, and
+// gets no pod metadata although its pod uid is right there.
+func TestContainerIDFirst(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux (the kernel receiver only runs there)")
+	}
+	testenv.RequireRoot(t, "making the sandbox's cgroup")
+	m := loadManifests(t)
+	api := newAPIServer(t, webPod)
+	k8s := exampleK8sAttributes(t, m, api)
+	assoc := k8s["pod_association"].([]any)
+	k8s["pod_association"] = []any{assoc[1], assoc[0]}
+	makeSandboxCgroup(t)
+	resources := probeResources(t, k8s, []any{
+		map[string]any{"case": "web", "container_id": webContainerID},
+		map[string]any{"case": "sandbox", "container_id": webSandboxID},
+	})
+	web, _ := resources["web"].Get("k8s.pod.name")
+	assert.Equal(t, webPod.Name, web.AsString(), "the web container still matches by container.id")
+	sandbox := resources["sandbox"].AsRaw()
+	assert.Equal(t, string(webPod.UID), sandbox["k8s.pod.uid"], "the receiver set the pod uid")
+	assert.NotContains(t, sandbox, "k8s.pod.name", "container.id first: the sandbox is looked up by its id only")
+}
+
+// probeResources runs a collector, kernel (the probe saving events) →
+// k8s_attributes with config k8s → a capturing exporter, and returns the
+// Resource each event arrived on, by its case.
+func probeResources(t *testing.T, k8s map[string]any, events []any) map[string]pcommon.Map {
+	t.Helper()
 	kernel := map[string]any{
 		"event_queue": map[string]any{"flush_interval": "50ms"},
 		probeName:     map[string]any{"events": events},
@@ -230,48 +355,7 @@ func testPodMetadata(t *testing.T, watchList bool) {
 	for c, attrs := range resources {
 		t.Logf("%s: %v", c, attrs.AsRaw())
 	}
-
-	t.Run("container of a pod on this node", func(t *testing.T) {
-		assert.Equal(t, map[string]any{
-			"container.id":                         webContainerID,
-			"k8s.pod.name":                         webPod.Name,
-			"k8s.pod.uid":                          string(webPod.UID),
-			"k8s.namespace.name":                   namespace,
-			"k8s.node.name":                        nodeName,
-			"k8s.deployment.name":                  "web",
-			"k8s.container.name":                   "web",
-			"container.image.name":                 "registry.example/shop/web",
-			"k8s.pod.label.app.kubernetes.io/name": "web",
-		}, resources["web"].AsRaw())
-	})
-	// The same assertions fail when the container is not in the cache.
-	t.Run("container in no pod", func(t *testing.T) {
-		assert.Equal(t, map[string]any{"container.id": lostContainerID}, resources["no-pod"].AsRaw())
-	})
-	t.Run("container of a pod on another node", func(t *testing.T) {
-		assert.Equal(t, map[string]any{"container.id": dbContainerID}, resources["other-node"].AsRaw())
-	})
-
-	// What the processor asked the API server: only this node's pods, and
-	// nothing the example's ClusterRole does not grant.
-	t.Run("requests", func(t *testing.T) {
-		rules := m.clusterRole(t).Rules
-		verbs := map[string]bool{}
-		for _, r := range api.Requests() {
-			t.Logf("API request: %s", r)
-			assert.True(t, allowedBy(rules, r.APIGroup, r.Resource, r.Verb),
-				"%s (%s %q %s) is not granted by the ClusterRole in %s", r, r.Verb, r.APIGroup, r.Resource, manifestDir)
-			if r.Resource == "pods" {
-				verbs[r.Verb] = true
-				assert.Equal(t, "spec.nodeName="+nodeName, r.Query.Get("fieldSelector"), "%s", r)
-			}
-		}
-		want := map[string]bool{"watch": true}
-		if !watchList {
-			want["list"] = true
-		}
-		assert.Equal(t, want, verbs, "verbs of the pod requests")
-	})
+	return resources
 }
 
 // runCollector runs a collector with the kernel receiver, the k8s_attributes
