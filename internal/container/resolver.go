@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // CgroupIDs are the cgroup identities a BPF event header carries for a task
@@ -282,19 +282,24 @@ func (r *Resolver) walkClaimed(h *Hierarchy) {
 		if err != nil || !d.IsDir() {
 			return nil // a cgroup removed during the walk
 		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
+		ino, created, ok := cgroupStat(p)
 		if !ok {
 			return nil
 		}
 		rel, _ := filepath.Rel(h.Mount, p)
-		created := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-		r.remember(h.ID, st.Ino, h.Path(rel), created, false)
+		r.remember(h.ID, ino, h.Path(rel), created, false)
 		return nil
 	})
+}
+
+// cgroupStat returns a cgroup directory's id (its inode number) and when
+// it was made (its change time), or false if it is gone.
+func cgroupStat(path string) (ino uint64, created time.Time, ok bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return 0, time.Time{}, false
+	}
+	return st.Ino, time.Unix(st.Ctim.Unix()), true
 }
 
 // Created records a cgroup the kernel just made.
@@ -499,13 +504,11 @@ func (r *Resolver) Containers() []Info {
 			if in := byID[c.ID]; in != nil && *r.dirsFor(h, in)[0] != "" {
 				return nil
 			}
-			info, err := d.Info()
-			if err != nil {
+			ino, created, ok := cgroupStat(p)
+			if !ok {
 				return nil
 			}
-			st := info.Sys().(*syscall.Stat_t)
-			created := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-			r.remember(h.ID, st.Ino, h.Path(rel), created, false)
+			r.remember(h.ID, ino, h.Path(rel), created, false)
 			in := byID[c.ID]
 			if in == nil {
 				in = &Info{Container: c, Created: created}

@@ -219,10 +219,6 @@ func forEachPoint(md pmetric.Metrics, f func(name string, attrs map[string]any, 
 	}
 }
 
-// maybeRunTestHelper lets the test binary run as a helper process in a
-// container's cgroups (TestMain calls it; see metadata.yaml).
-func maybeRunTestHelper() { testenv.MaybeRunHelper() }
-
 // TestEventsAndSelfTelemetryOfContainerAttribution runs the whole receiver:
 // a drop from a process in a docker container's cgroups arrives on that
 // container's Resource (the sink asks the receiver's resolver for the

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package kernelreceiver
+
+// maybeRunTestHelper: helper processes exist only on Linux.
+func maybeRunTestHelper() {}
