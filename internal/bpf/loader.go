@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -163,6 +164,7 @@ func Load(spec Spec, opts Options) (*Object, error) {
 		if err == nil {
 			for i, h := range spec.Hooks {
 				c := candidates[i][choice[i]]
+				reportForMatrix(opts, h.Name, c)
 				obj.Hooks = append(obj.Hooks, Attached{Hook: h.Name, Candidate: c, Skipped: skipped[i]})
 				prog := obj.Collection.Programs[c.Program]
 				obj.unlist = append(obj.unlist, opts.Programs.Add(tracing.Program{
@@ -184,6 +186,27 @@ func Load(spec Spec, opts Options) (*Object, error) {
 		skipped[failedHook] = append(skipped[failedHook], Attempt{Candidate: candidates[failedHook][choice[failedHook]], Err: err})
 		choice[failedHook]++
 	}
+}
+
+// MatrixEnv, set to 1, makes Load print each attachment on stderr as
+//
+//	kernel-matrix: collector=oom hook=oom_victim attach=tp_btf:mark_victim_btf forced=false
+//
+// The kernel-matrix runner (test/kernels) sets it for the test binaries it
+// runs on each kernel and builds docs/kernel-matrix.md from these lines, so
+// the table says what was observed rather than what was meant.
+const MatrixEnv = "OTELCOL_KERNEL_MATRIX"
+
+func reportForMatrix(opts Options, hook string, c Candidate) {
+	if os.Getenv(MatrixEnv) != "1" {
+		return
+	}
+	collector := opts.Programs.Collector()
+	if collector == "" {
+		collector = "-"
+	}
+	_, forced := opts.Force[hook]
+	fmt.Fprintf(os.Stderr, "kernel-matrix: collector=%s hook=%s attach=%s forced=%t\n", collector, hook, c, forced)
 }
 
 func unsupported(hook string, tried []Attempt) error {

@@ -75,6 +75,9 @@ func NewFrozenFS(t testing.TB) *FrozenFS {
 	t.Helper()
 	RequireRoot(t, "loop devices, mount and fsfreeze")
 	RequireTool(t, "losetup", "mkfs.ext4", "fsfreeze", "mount", "umount")
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("needs loop devices (/dev/loop-control; the loop driver)")
+	}
 	base := t.TempDir()
 	img := filepath.Join(base, "fs.img")
 	f, err := os.Create(img)

@@ -131,6 +131,14 @@ type CollectorPrograms struct {
 	all       *Programs
 }
 
+// Collector is the name programs are recorded under ("" for nil).
+func (c *CollectorPrograms) Collector() string {
+	if c == nil {
+		return ""
+	}
+	return c.collector
+}
+
 // Add records a program of this collector; see Programs.Add.
 func (c *CollectorPrograms) Add(p Program) (remove func()) {
 	if c == nil {

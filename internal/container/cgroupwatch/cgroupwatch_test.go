@@ -16,6 +16,7 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -56,7 +57,10 @@ func TestNewCgroupsAreKnownWithoutWalking(t *testing.T) {
 			l, err := container.ReadLayout("/proc")
 			require.NoError(t, err)
 			r := container.NewResolver(l, container.Options{WalkInterval: time.Hour, RemovedRetention: time.Nanosecond})
-			w, err := Start(r, bpf.Options{Force: map[string]bpf.Kind{"cgroup_mkdir": kind, "cgroup_rmdir": kind}}, zaptest.NewLogger(t))
+			w, err := Start(r, bpf.Options{
+				Force:    map[string]bpf.Kind{"cgroup_mkdir": kind, "cgroup_rmdir": kind},
+				Programs: tracing.NewPrograms().For(tracing.SelfName), // as the receiver names them
+			}, zaptest.NewLogger(t))
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, w.Close()) })
 			for _, a := range w.Attached() {
@@ -106,7 +110,7 @@ func TestLongPathsAreLeftToAWalk(t *testing.T) {
 	l, err := container.ReadLayout("/proc")
 	require.NoError(t, err)
 	r := container.NewResolver(l, container.Options{WalkInterval: time.Hour})
-	w, err := Start(r, bpf.Options{}, zaptest.NewLogger(t))
+	w, err := Start(r, bpf.Options{Programs: tracing.NewPrograms().For(tracing.SelfName)}, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, w.Close()) })
 	r.Refresh()

@@ -30,8 +30,14 @@ func TestCgroupOOMKill(t *testing.T) {
 	}{
 		{"best hook", bpf.Options{}},
 		{"tracepoint", bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Tracepoint}}},
+		// The kprobe reads the OOM's scope from the kernel; this machine has
+		// no kprobes, so it runs on the kernels of make test-kernels.
+		{"kprobe", bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Kprobe}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Force["oom_victim"] == bpf.Kprobe {
+				testenv.RequireKprobes(t)
+			}
 			if tc.opts.Force != nil {
 				testenv.Tracefs(t)
 			}
@@ -60,7 +66,11 @@ func TestCgroupOOMKill(t *testing.T) {
 			assert.Equal(t, "/"+name, e.Attr("oom_cgroup"))
 			assert.Equal(t, "/"+name, e.Attr("memory_cgroup.path"))
 			assert.Equal(t, strconv.Itoa(64<<20), e.Attr("memory_cgroup.limit_bytes"))
-			assert.Equal(t, "inferred", e.Attr("scope_source"), "no kprobes here")
+			if tc.opts.Force["oom_victim"] == bpf.Kprobe || h.Programs.List()[0].Attach == "kprobe:oom_kill_process" {
+				assert.Equal(t, "kernel", e.Attr("scope_source"), "the kprobe reads the OOM's memory cgroup")
+			} else {
+				assert.Equal(t, "inferred", e.Attr("scope_source"), "the tracepoints name only the victim")
+			}
 			assert.Empty(t, e.ContainerID(), "a cgroup no runtime made is the host's")
 			stat, ok := e.Attributes().Get("memory_cgroup.stat")
 			require.True(t, ok)
@@ -99,8 +109,13 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 		{name: "docker cgroupfs driver", wantRuntime: "docker", rel: "docker/" + id},
 		{name: "docker cgroupfs driver, tracepoint", wantRuntime: "docker", rel: "docker/" + id,
 			opts: bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Tracepoint}}},
+		{name: "docker cgroupfs driver, kprobe", wantRuntime: "docker", rel: "docker/" + id,
+			opts: bpf.Options{Force: map[string]bpf.Kind{"oom_victim": bpf.Kprobe}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.Force["oom_victim"] == bpf.Kprobe {
+				testenv.RequireKprobes(t)
+			}
 			if tc.opts.Force != nil {
 				testenv.Tracefs(t)
 			}

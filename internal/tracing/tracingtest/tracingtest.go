@@ -85,7 +85,9 @@ func newResolver(t testing.TB) *container.Resolver {
 		return nil
 	}
 	r := container.NewResolver(layout, container.Options{})
-	if w, err := cgroupwatch.Start(r, bpf.Options{}, zaptest.NewLogger(t).Named("cgroupwatch")); err != nil {
+	// Its programs are the receiver's, not the collector's under test.
+	opts := bpf.Options{Programs: tracing.NewPrograms().For(tracing.SelfName)}
+	if w, err := cgroupwatch.Start(r, opts, zaptest.NewLogger(t).Named("cgroupwatch")); err != nil {
 		t.Logf("cgroups not tracked in this test (found by walking): %v", err)
 	} else {
 		t.Cleanup(func() { _ = w.Close() })
