@@ -1,9 +1,11 @@
 package bpf
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -32,7 +34,9 @@ func TestKernelEnumMatchesTheTracepointFormat(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, p[2], names[v], "reason %d", v)
 	}
-	assert.Equal(t, "NO_SOCKET", names[3])
+	// The numbering differs between kernels (NO_SOCKET is 2 on 6.1, 3 on
+	// 6.18): only the name may be relied on.
+	assert.True(t, slices.Contains(slices.Collect(maps.Values(names)), "NO_SOCKET"), "NO_SOCKET is a reason")
 }
 
 func TestKernelEnumUnknown(t *testing.T) {

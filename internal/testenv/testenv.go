@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -410,7 +411,12 @@ func NewContainerCgroups(t testing.TB, rel string) *ContainerCgroups {
 			continue
 		}
 		seen[m.MountPoint] = true
+		var controllers []string
+		if m.FSType == "cgroup2" {
+			controllers = enableAtRoot(t, m.MountPoint)
+		}
 		dir := makeDirs(t, m.MountPoint, rel)
+		passDown(m.MountPoint, rel, controllers)
 		cg.Dirs = append(cg.Dirs, dir)
 		if memory || (m.FSType == "cgroup2" && cg.Memory == "") {
 			cg.Memory = dir
@@ -420,6 +426,54 @@ func NewContainerCgroups(t testing.TB, rel string) *ContainerCgroups {
 		t.Skip("needs a mounted cgroup hierarchy (cgroup2, or v1 memory or cpu)")
 	}
 	return cg
+}
+
+// enableAtRoot makes the memory and cpu controllers available below a
+// cgroup2 root, where they are on cgroup2 at all (on a hybrid host they are
+// bound to v1 and it does nothing), and returns those it can pass down.
+// What it enables it disables again at cleanup; called before makeDirs,
+// that cleanup runs after the test's cgroups are gone, as it must.
+func enableAtRoot(t testing.TB, root string) []string {
+	t.Helper()
+	avail, err := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
+	if err != nil {
+		return nil
+	}
+	ctl := filepath.Join(root, "cgroup.subtree_control")
+	enabled, _ := os.ReadFile(ctl)
+	var want []string
+	for _, c := range []string{"memory", "cpu"} {
+		if !slices.Contains(strings.Fields(string(avail)), c) {
+			continue
+		}
+		if !slices.Contains(strings.Fields(string(enabled)), c) {
+			if err := os.WriteFile(ctl, []byte("+"+c), 0o644); err != nil {
+				t.Logf("enabling %s in %s: %v", c, ctl, err)
+				continue
+			}
+			t.Cleanup(func() {
+				if err := os.WriteFile(ctl, []byte("-"+c), 0o644); err != nil {
+					t.Errorf("cleanup: disabling %s in %s: %v", c, ctl, err)
+				}
+			})
+		}
+		want = append(want, c)
+	}
+	return want
+}
+
+// passDown enables controllers in the subtree_control of each directory
+// between a cgroup2 root and the leaf rel (the test's own, made by
+// makeDirs), so that the leaf has the controllers' files (memory.max).
+func passDown(root, rel string, controllers []string) {
+	dir := root
+	parts := strings.Split(strings.Trim(rel, "/"), "/")
+	for _, part := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, part)
+		for _, c := range controllers {
+			_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0o644)
+		}
+	}
 }
 
 // makeDirs makes root/rel and any missing parent, removing those it made

@@ -68,6 +68,7 @@ type dropEvent struct {
 	Ifindex    uint32   `json:"ifindex,omitempty" doc:"that interface's index"`
 	NetnsInode uint32   `json:"netns_inode,omitempty" doc:"inode of that interface's network namespace"`
 	Pid        uint32   `json:"pid" doc:"thread running when the packet was dropped (in softirq context, whichever task was interrupted)"`
+	Tgid       uint32   `json:"tgid" doc:"process id of that thread"`
 	Comm       string   `json:"comm" doc:"that thread's command name"`
 	Stack      []string `json:"stack,omitempty" doc:"kernel stack of the drop, innermost first; only with kernel_stack"`
 }
@@ -185,7 +186,7 @@ func (c *dropwatchCollector) decode(ev *dropwatchDropEvent) *dropEvent {
 		Reason: c.reasonName(ev.Reason), ReasonCode: ev.Reason,
 		Protocol: protocolName(ev.L4Proto), Sport: ev.Sport, Dport: ev.Dport, Len: ev.Len,
 		Ifname: bpf.CString(ev.Ifname[:]), Ifindex: ev.Ifindex, NetnsInode: ev.Netns,
-		Pid: ev.Hdr.Pid, Comm: bpf.CString(ev.Hdr.Comm[:]),
+		Pid: ev.Hdr.Pid, Tgid: ev.Hdr.Tgid, Comm: bpf.CString(ev.Hdr.Comm[:]),
 		Location: "0x" + strconv.FormatUint(ev.Location, 16),
 	}
 	switch ev.IpVersion {
