@@ -29,7 +29,7 @@ func RequireFentry(t testing.TB) {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:         ebpf.Tracing,
 		AttachType:   ebpf.AttachTraceFEntry,
-		AttachTo:     "__x64_sys_getppid",
+		AttachTo:     "__do_sys_getppid", // in BTF on 6.1 to 6.18, unlike the __x64_ wrapper
 		License:      "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
 	})
