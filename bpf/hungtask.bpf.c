@@ -31,6 +31,13 @@ int BPF_PROG(hang_btf, struct task_struct *task)
 	return 0;
 }
 
+/* Kernels before 6.10 or so record comm in the tracepoint as a fixed array
+ * rather than a __data_loc string: the layout CO-RE falls back to. */
+struct trace_event_raw_sched_process_hang___fixed_comm {
+	char comm[TASK_COMM_LEN];
+	pid_t pid;
+} __attribute__((preserve_access_index));
+
 SEC("tracepoint/sched/sched_process_hang")
 int hang_tp(struct trace_event_raw_sched_process_hang *ctx)
 {
@@ -38,9 +45,15 @@ int hang_tp(struct trace_event_raw_sched_process_hang *ctx)
 	if (!rate_allow())
 		return 0;
 	e.task.timestamp_ns = bpf_ktime_get_ns();
-	e.task.pid = BPF_CORE_READ(ctx, pid);
-	__u32 loc = BPF_CORE_READ(ctx, __data_loc_comm);
-	bpf_probe_read_kernel_str(e.task.comm, sizeof(e.task.comm), (void *)ctx + (loc & 0xFFFF));
+	if (bpf_core_field_exists(ctx->__data_loc_comm)) {
+		e.task.pid = BPF_CORE_READ(ctx, pid);
+		__u32 loc = BPF_CORE_READ(ctx, __data_loc_comm);
+		bpf_probe_read_kernel_str(e.task.comm, sizeof(e.task.comm), (void *)ctx + (loc & 0xFFFF));
+	} else {
+		struct trace_event_raw_sched_process_hang___fixed_comm *old = (void *)ctx;
+		e.task.pid = BPF_CORE_READ(old, pid);
+		BPF_CORE_READ_STR_INTO(&e.task.comm, old, comm);
+	}
 	emit_event(ctx, &e, sizeof(e));
 	return 0;
 }

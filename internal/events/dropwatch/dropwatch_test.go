@@ -190,7 +190,8 @@ func TestFullReceiveBuffer(t *testing.T) {
 
 	h := tracingtest.New(t, "dropwatch", &Config{Protocol: "udp", Port: port})
 	h.Run(t)
-	time.Sleep(500 * time.Millisecond)
+	h.WaitAttached(t, 30*time.Second)
+	time.Sleep(100 * time.Millisecond) // the event reader opens right after
 	sendUDP(t, port, 200)
 	got := waitDrops(t, h, "SOCKET_RCVBUFF", 100)
 	events := h.WaitEvents(t, 5*time.Second, int(got["SOCKET_RCVBUFF"]), func(e tracingtest.Event) bool {

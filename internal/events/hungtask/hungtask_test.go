@@ -52,7 +52,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	h := tracingtest.New(t, "hungtask", nil)
 	setOpts(h.Attr.TracingData.(*hungtaskCollector), opts)
 	h.Run(t)
-	time.Sleep(300 * time.Millisecond) // attached before the writers block
+	h.WaitAttached(t, 30*time.Second)
 
 	writers := fs.StartWriters(2)
 	// The first writer is a container's, the second the host's.

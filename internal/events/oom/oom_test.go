@@ -46,7 +46,7 @@ func TestCgroupOOMKill(t *testing.T) {
 			h := tracingtest.New(t, "oom", nil)
 			setOpts(h.Attr.TracingData.(*oomCollector), tc.opts)
 			h.Run(t)
-			time.Sleep(300 * time.Millisecond) // attached
+			h.WaitAttached(t, 30*time.Second)
 
 			pid := testenv.RunMemoryHog(t, dir)
 			events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })
@@ -128,7 +128,7 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 			h := tracingtest.New(t, "oom", nil)
 			setOpts(h.Attr.TracingData.(*oomCollector), tc.opts)
 			h.Run(t)
-			time.Sleep(300 * time.Millisecond) // attached
+			h.WaitAttached(t, 30*time.Second)
 
 			pid := testenv.RunMemoryHog(t, cg.Dirs...)
 			e := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })[0]

@@ -126,6 +126,20 @@ func (h *Harness) Run(t testing.TB) (stop func()) {
 	return stop
 }
 
+// WaitAttached waits until the collector (after Run) has attached its BPF
+// programs, rather than for a guessed time: loading takes a few
+// milliseconds on a host and a second or more in an emulated guest.
+func (h *Harness) WaitAttached(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(h.Programs.List()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s attached no BPF program within %v", h.Reg.Name, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Update calls Update and fails the test on an error or on a point that
 // does not match the collector's declarations.
 func (h *Harness) Update(t testing.TB) []*metric.Data {
