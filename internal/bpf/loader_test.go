@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
 )
@@ -362,13 +364,13 @@ func monotonicNow() int64 {
 // cgroupDirs finds this process's cgroup2 directory and, on a v1 or hybrid
 // host, its memory and cpu cgroup directories ("" where absent).
 func cgroupDirs(t *testing.T) (v2, mem, cpu string) {
+	// Where each hierarchy is mounted, from mountinfo (not assumed: a
+	// host may mount cpu at /sys/fs/cgroup/cpu or /sys/fs/cgroup/cpu,cpuacct).
+	layout, err := container.ReadLayout("/proc")
+	require.NoError(t, err)
 	f, err := os.Open("/proc/self/cgroup")
 	require.NoError(t, err)
 	defer f.Close()
-	v2Root := "/sys/fs/cgroup"
-	if _, err := os.Stat("/sys/fs/cgroup/unified"); err == nil {
-		v2Root = "/sys/fs/cgroup/unified"
-	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
@@ -376,12 +378,12 @@ func cgroupDirs(t *testing.T) (v2, mem, cpu string) {
 			continue
 		}
 		switch {
-		case parts[0] == "0":
-			v2 = v2Root + parts[2]
-		case parts[1] == "memory":
-			mem = "/sys/fs/cgroup/memory" + parts[2]
-		case strings.Contains(","+parts[1]+",", ",cpu,"):
-			cpu = "/sys/fs/cgroup/" + parts[1] + parts[2]
+		case parts[0] == "0" && layout.Unified != nil:
+			v2 = filepath.Join(layout.Unified.Mount, parts[2])
+		case parts[1] == "memory" && layout.Memory != nil:
+			mem = filepath.Join(layout.Memory.Mount, parts[2])
+		case strings.Contains(","+parts[1]+",", ",cpu,") && layout.CPU != nil:
+			cpu = filepath.Join(layout.CPU.Mount, parts[2])
 		}
 	}
 	return v2, mem, cpu
