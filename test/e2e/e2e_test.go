@@ -6,7 +6,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +55,7 @@ func TestDistribution(t *testing.T) {
 	}
 
 	root := repoRoot(t)
-	bin := buildDistribution(t, root)
+	bin := testenv.DistributionBinary(t, root)
 
 	dir := t.TempDir()
 	out := dir // the file exporters write events.jsonl and metrics.jsonl here
@@ -257,72 +256,6 @@ func repoRoot(t *testing.T) string {
 		t.Fatalf("repo root not found: %v", err)
 	}
 	return dir
-}
-
-// buildDistribution runs `make build` unless the binary is newer than every
-// input of the build (non-test .go files, go.mod/go.sum, builder-config.yaml).
-func buildDistribution(t *testing.T, root string) string {
-	t.Helper()
-	bin := filepath.Join(root, "distribution", "_build", "otelcol-kernel")
-	if newer, err := newestInput(root); err != nil {
-		t.Fatal(err)
-	} else if st, err := os.Stat(bin); err == nil && st.ModTime().After(newer.mod) {
-		t.Logf("using %s: newer than every build input", bin)
-		return bin
-	} else if err == nil {
-		t.Logf("rebuilding: %s is newer than the binary", newer.path)
-	}
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-time.Minute))
-		defer cancel()
-	}
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, "build")
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, tail(buf.String(), 60))
-	}
-	t.Logf("make build took %s", time.Since(start).Round(time.Second))
-	return bin
-}
-
-type input struct {
-	path string
-	mod  time.Time
-}
-
-func newestInput(root string) (input, error) {
-	var newest input
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			switch {
-			case path == root:
-			case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "otelcol-kernel-data":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !(strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") ||
-			name == "go.mod" || name == "go.sum" || name == "builder-config.yaml") {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.ModTime().After(newest.mod) {
-			newest = input{path, info.ModTime()}
-		}
-		return nil
-	})
-	return newest, err
 }
 
 type collector struct {

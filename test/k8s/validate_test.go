@@ -1,16 +1,14 @@
 package k8s
 
 import (
-	"context"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
 )
 
 // TestExampleConfigValidates runs `otelcol-kernel validate` on the collector
@@ -56,72 +54,5 @@ func distributionBinary(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
-	require.FileExists(t, filepath.Join(root, "builder-config.yaml"), "repository root not found")
-	bin := filepath.Join(root, "distribution", "_build", "otelcol-kernel")
-
-	newest, newestPath := newestBuildInput(t, root)
-	if st, err := os.Stat(bin); err == nil && st.ModTime().After(newest) {
-		return bin
-	} else if err == nil {
-		t.Logf("rebuilding: %s is newer than %s", newestPath, bin)
-	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("needs make to build the distribution")
-	}
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
-		defer cancel()
-	}
-	start := time.Now()
-	out, err := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, "build").CombinedOutput()
-	if err != nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		t.Fatalf("make build: %v\n%s", err, strings.Join(lines[max(0, len(lines)-60):], "\n"))
-	}
-	t.Logf("make build took %s", time.Since(start).Round(time.Second))
-	return bin
-}
-
-// newestBuildInput returns the modification time and path of the newest
-// non-test Go file, go.mod, go.sum or builder-config.yaml of the main
-// module. Nested modules (this one, tools/, the distribution's output and
-// stubs) are not inputs of the receiver and are skipped.
-func newestBuildInput(t *testing.T, root string) (time.Time, string) {
-	t.Helper()
-	var newest time.Time
-	var newestPath string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path == root {
-				return nil
-			}
-			if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" {
-				return filepath.SkipDir
-			}
-			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !(strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") ||
-			name == "go.mod" || name == "go.sum" || name == "builder-config.yaml") {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if mt := info.ModTime(); mt.After(newest) {
-			newest, newestPath = mt, path
-		}
-		return nil
-	})
-	require.NoError(t, err)
-	return newest, newestPath
+	return testenv.DistributionBinary(t, root)
 }
