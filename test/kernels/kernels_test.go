@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,27 @@ func TestUnknownSeriesIsAnError(t *testing.T) {
 	_, err := fetchKernel(&aptRunner{}, t.TempDir(), "5.10")
 	if err == nil || !strings.Contains(err.Error(), "known: 6.1, 6.12") {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestKernelFacingPackagesAreFoundByImport(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command")
+	}
+	// go list runs from the repository root, as make test-kernels does.
+	t.Chdir("../..")
+	pkgs, err := kernelFacingPackages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"./internal/bpf", "./internal/container/cgroupwatch", "./internal/events/oom", "./internal/events/dropwatch", "./internal/events/hungtask"} {
+		if !slices.Contains(pkgs, want) {
+			t.Errorf("%s missing from %v", want, pkgs)
+		}
+	}
+	for _, notWant := range []string{"./internal/storage", "./internal/events/netdev", "./internal/tracing/tracingtest"} {
+		if slices.Contains(pkgs, notWant) {
+			t.Errorf("%s does not load BPF programs (or has no tests), yet is in %v", notWant, pkgs)
+		}
 	}
 }

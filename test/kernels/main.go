@@ -23,12 +23,34 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
-const defaultPackages = "./internal/bpf,./internal/container/cgroupwatch,./internal/events/dropwatch,./internal/events/hungtask,./internal/events/oom"
+// bpfPackage is the BPF platform: it and every package with tests that
+// loads programs through it are "the kernel-facing packages".
+const bpfPackage = "github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+
+// kernelFacingPackages lists the BPF platform and the packages under
+// ./internal that import it and have tests, so that a new collector is in
+// the matrix without anyone remembering to add it.
+func kernelFacingPackages() ([]string, error) {
+	out, err := exec.Command("go", "list", "-f",
+		"{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{end}}", "./internal/...").Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list: %w", err)
+	}
+	pkgs := []string{"./internal/bpf"}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 1 && slices.Contains(fields[1:], bpfPackage) {
+			pkgs = append(pkgs, "./"+strings.TrimPrefix(fields[0], "github.com/otelcol-kernel/otelcol-kernel/"))
+		}
+	}
+	return pkgs, nil
+}
 
 type config struct {
 	kernels  []string
@@ -44,7 +66,7 @@ func main() {
 	var cfg config
 	var kernels, packages string
 	flag.StringVar(&kernels, "kernels", "6.1,6.12", "kernel series to boot under QEMU, comma-separated (empty: none)")
-	flag.StringVar(&packages, "packages", defaultPackages, "test packages, comma-separated")
+	flag.StringVar(&packages, "packages", "", "test packages, comma-separated (default: ./internal/bpf and every package with tests that imports it)")
 	flag.StringVar(&cfg.cache, "cache", ".cache/kernels", "directory for kernels, logs and the initramfs")
 	flag.BoolVar(&cfg.host, "host", true, "also run the test binaries on this machine (its own column)")
 	flag.StringVar(&cfg.matrix, "matrix", "docs/kernel-matrix.md", "where to write the matrix (empty: do not write it)")
@@ -53,6 +75,13 @@ func main() {
 	flag.Parse()
 	cfg.kernels = splitList(kernels)
 	cfg.packages = splitList(packages)
+	if len(cfg.packages) == 0 {
+		var err error
+		if cfg.packages, err = kernelFacingPackages(); err != nil {
+			fmt.Fprintln(os.Stderr, "test/kernels:", err)
+			os.Exit(1)
+		}
+	}
 	if flag.NArg() > 0 || len(cfg.packages) == 0 {
 		flag.Usage()
 		os.Exit(2)
