@@ -253,26 +253,43 @@ func Sysctl(t testing.TB, name, value string) {
 	})
 }
 
-// MemoryCgroupV1 creates a cgroup v1 memory cgroup named name at the top
-// of the memory hierarchy with the given limit, and removes it when the
-// test ends (after the test has ended every process it put there). It
-// returns the cgroup's directory.
-func MemoryCgroupV1(t testing.TB, name string, limitBytes int64) string {
+// MemoryCgroup makes the memory cgroup /name with the given limit in the
+// memory controller's hierarchy: the v1 memory hierarchy where there is one,
+// else cgroup2 (with the controller enabled at its root for the test). It
+// removes it when the test ends, after every process it held has gone, and
+// returns its directory and whether it is v1.
+func MemoryCgroup(t testing.TB, name string, limitBytes int64) (dir string, v1 bool) {
 	t.Helper()
 	RequireRoot(t, "creating memory cgroups")
-	const root = "/sys/fs/cgroup/memory"
-	if _, err := os.Stat(filepath.Join(root, "memory.limit_in_bytes")); err != nil {
-		t.Skip("needs a cgroup v1 memory hierarchy at " + root)
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		t.Fatal(err)
 	}
-	dir := filepath.Join(root, name)
+	var root, v2 string
+	for _, m := range mounts {
+		if _, ok := m.SuperOptions["memory"]; ok && m.FSType == "cgroup" && root == "" {
+			root = m.MountPoint
+		}
+		if m.FSType == "cgroup2" && v2 == "" {
+			v2 = m.MountPoint
+		}
+	}
+	limitFile := "memory.limit_in_bytes"
+	if root == "" {
+		if v2 == "" || !slices.Contains(enableAtRoot(t, v2), "memory") {
+			t.Skip("needs a memory cgroup controller (cgroup v1 memory, or memory on cgroup2)")
+		}
+		root, limitFile = v2, "memory.max"
+	}
+	dir = filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { removeCgroup(t, dir) })
-	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(fmt.Sprint(limitBytes)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(fmt.Sprint(limitBytes)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir
+	return dir, limitFile == "memory.limit_in_bytes"
 }
 
 // The test binary runs itself as a helper process (a memory hog, a UDP

@@ -29,9 +29,11 @@ const unameMarker = "OTELCOL-KERNEL-UNAME"
 
 // initScript is the guest's /init. devtmpfs comes first: until /dev/console
 // exists init's output goes nowhere. The cgroup layout is hybrid like the
-// machines this project runs on: v1 memory and cpu, cgroup2 beside them at
-// unified/. The cpu hierarchy is named as systemd names it (cpu,cpuacct,
-// with cpu and cpuacct as symlinks), which is what /proc/self/cgroup says.
+// machines this project runs on (v1 memory and cpu, cgroup2 beside them at
+// unified/) where the kernel has cgroup v1 memory (6.1), and cgroup2 only,
+// as modern distributions boot, where it has not (6.12): so both layouts
+// are tested for real. The v1 cpu hierarchy is named as systemd names it
+// (cpu,cpuacct, with cpu and cpuacct as symlinks).
 // /test/run.conf, in the per-boot archive, names the test binary.
 const initScript = `#!/bin/busybox sh
 # /init of a kernel-matrix guest, written by test/kernels.
@@ -48,16 +50,24 @@ m -t bpf bpf /sys/fs/bpf
 m -t tmpfs tmpfs /tmp
 m -t tmpfs tmpfs /run
 $bb mkdir -p /run/netns
-m -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
-$bb mkdir -p /sys/fs/cgroup/memory /sys/fs/cgroup/cpu,cpuacct /sys/fs/cgroup/unified
-if ! $bb mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory 2>/dev/null; then
-	$bb rmdir /sys/fs/cgroup/memory
-	echo "init: this kernel has no cgroup v1 memory controller (CONFIG_MEMCG_V1): memory is on cgroup2"
+$bb mkdir -p /run/v1probe
+if $bb mount -t cgroup -o memory cgroup /run/v1probe 2>/dev/null; then
+	$bb umount /run/v1probe
+	m -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
+	$bb mkdir -p /sys/fs/cgroup/memory /sys/fs/cgroup/cpu,cpuacct /sys/fs/cgroup/unified
+	m -t cgroup -o memory cgroup /sys/fs/cgroup/memory
+	m -t cgroup -o cpu,cpuacct cgroup /sys/fs/cgroup/cpu,cpuacct
+	$bb ln -s cpu,cpuacct /sys/fs/cgroup/cpu
+	$bb ln -s cpu,cpuacct /sys/fs/cgroup/cpuacct
+	m -t cgroup2 cgroup2 /sys/fs/cgroup/unified
+	echo "init: cgroup layout: hybrid (v1 memory and cpu, cgroup2 at /sys/fs/cgroup/unified)"
+else
+	# No v1 memory controller (CONFIG_MEMCG_V1 off, as on 6.12): boot the way
+	# such a kernel is run, every controller on cgroup2 at /sys/fs/cgroup.
+	m -t cgroup2 cgroup2 /sys/fs/cgroup
+	echo "init: cgroup layout: cgroup2 only (this kernel has no cgroup v1 memory controller)"
 fi
-m -t cgroup -o cpu,cpuacct cgroup /sys/fs/cgroup/cpu,cpuacct
-$bb ln -s cpu,cpuacct /sys/fs/cgroup/cpu
-$bb ln -s cpu,cpuacct /sys/fs/cgroup/cpuacct
-m -t cgroup2 cgroup2 /sys/fs/cgroup/unified
+$bb rmdir /run/v1probe
 # Debian builds the loop driver as a module; the per-boot archive carries it.
 if [ -f /modules/loop.ko ]; then $bb insmod /modules/loop.ko || echo "init: insmod loop.ko failed"; fi
 ip link set lo up || echo "init: ip link set lo up failed"

@@ -42,7 +42,7 @@ func TestCgroupOOMKill(t *testing.T) {
 				testenv.Tracefs(t)
 			}
 			name := fmt.Sprintf("kps-oom-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
-			dir := testenv.MemoryCgroupV1(t, name, 64<<20)
+			dir, v1 := testenv.MemoryCgroup(t, name, 64<<20)
 			h := tracingtest.New(t, "oom", nil)
 			setOpts(h.Attr.TracingData.(*oomCollector), tc.opts)
 			h.Run(t)
@@ -74,7 +74,11 @@ func TestCgroupOOMKill(t *testing.T) {
 			assert.Empty(t, e.ContainerID(), "a cgroup no runtime made is the host's")
 			stat, ok := e.Attributes().Get("memory_cgroup.stat")
 			require.True(t, ok)
-			_, ok = stat.Map().Get("rss")
+			anon := "anon" // cgroup2's memory.stat
+			if v1 {
+				anon = "rss"
+			}
+			_, ok = stat.Map().Get(anon)
 			assert.True(t, ok, "memory.stat snapshot")
 			mi, ok := e.Attributes().Get("host.meminfo")
 			require.True(t, ok)
