@@ -36,6 +36,23 @@ type Layout struct {
 	CPU     *Hierarchy
 }
 
+// MemoryHierarchy is the hierarchy the memory controller is on: the v1
+// memory hierarchy, or cgroup2 where memory is not on v1 (nil if neither).
+func (l Layout) MemoryHierarchy() *Hierarchy {
+	if l.Memory != nil {
+		return l.Memory
+	}
+	return l.Unified
+}
+
+// CPUHierarchy is the same for the cpu controller.
+func (l Layout) CPUHierarchy() *Hierarchy {
+	if l.CPU != nil {
+		return l.CPU
+	}
+	return l.Unified
+}
+
 // Hierarchies lists the layout's hierarchies, cgroup2 first.
 func (l Layout) Hierarchies() []*Hierarchy {
 	var out []*Hierarchy

@@ -169,8 +169,13 @@ func NewResolver(layout Layout, opts Options) *Resolver {
 	}
 }
 
-// Layout returns the hierarchies the resolver reads.
-func (r *Resolver) Layout() Layout { return r.layout }
+// Layout returns the hierarchies the resolver reads (none for nil).
+func (r *Resolver) Layout() Layout {
+	if r == nil {
+		return Layout{}
+	}
+	return r.layout
+}
 
 // Parser returns the path parser the resolver uses.
 func (r *Resolver) Parser() PathParser { return r.opts.Parser }
@@ -200,21 +205,13 @@ func (r *Resolver) Resolve(ids CgroupIDs) Container {
 	if c, ok := try(r.layout.Unified, ids.Unified); ok {
 		return c
 	}
-	if c, ok := try(r.hierarchyOr(r.layout.Memory), ids.Memory); ok {
+	if c, ok := try(r.layout.MemoryHierarchy(), ids.Memory); ok {
 		return c
 	}
-	if c, ok := try(r.hierarchyOr(r.layout.CPU), ids.CPU); ok {
+	if c, ok := try(r.layout.CPUHierarchy(), ids.CPU); ok {
 		return c
 	}
 	return Container{}
-}
-
-// hierarchyOr returns h, or cgroup2 when the controller is not on v1.
-func (r *Resolver) hierarchyOr(h *Hierarchy) *Hierarchy {
-	if h != nil {
-		return h
-	}
-	return r.layout.Unified
 }
 
 // MemoryCgroupPath returns the path of cgroup id in the hierarchy the
@@ -223,7 +220,7 @@ func (r *Resolver) MemoryCgroupPath(id uint64) (string, bool) {
 	if r == nil {
 		return "", false
 	}
-	h := r.hierarchyOr(r.layout.Memory)
+	h := r.layout.MemoryHierarchy()
 	if h == nil || id == 0 {
 		return "", false
 	}
@@ -542,10 +539,10 @@ func (r *Resolver) dirsFor(h *Hierarchy, in *Info) []*string {
 	if h == r.layout.Unified {
 		out = append(out, &in.Unified)
 	}
-	if h == r.hierarchyOr(r.layout.Memory) {
+	if h == r.layout.MemoryHierarchy() {
 		out = append(out, &in.Memory)
 	}
-	if h == r.hierarchyOr(r.layout.CPU) {
+	if h == r.layout.CPUHierarchy() {
 		out = append(out, &in.CPU)
 	}
 	return out

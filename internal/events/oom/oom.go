@@ -12,9 +12,8 @@ package oom
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -130,11 +129,13 @@ func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 
 // Start loads the hook and saves an event per kill until ctx ends.
 func (c *oomCollector) Start(ctx context.Context) error {
-	root, v1, err := container.MemoryCgroupRoot()
-	if err != nil {
-		c.logger.Info("memory cgroup snapshots unavailable", zap.Error(err))
+	// The receiver's resolver knows the memory hierarchy; without one (the
+	// host's cgroups cannot be read) there is nothing to snapshot.
+	if h := c.containers.Layout().MemoryHierarchy(); h != nil {
+		c.memRoot, c.memV1 = h.Mount, h == c.containers.Layout().Memory
+	} else {
+		c.logger.Info("memory cgroup snapshots unavailable: no cgroup hierarchy is known")
 	}
-	c.memRoot, c.memV1 = root, v1
 	cs, err := loadOom()
 	if err != nil {
 		return err
@@ -205,11 +206,7 @@ func (c *oomCollector) save(v victim) {
 
 // memcgPath is the path of memory cgroup id, "" when it is not found.
 func (c *oomCollector) memcgPath(id uint64) string {
-	if c.containers != nil {
-		p, _ := c.containers.MemoryCgroupPath(id)
-		return p
-	}
-	p, _ := container.FindCgroupByID(c.memRoot, id)
+	p, _ := c.containers.MemoryCgroupPath(id)
 	return p
 }
 
@@ -250,22 +247,20 @@ func (c *oomCollector) victimMemcg(v victim) string {
 	}
 	// Last resort: /proc, while the victim lives. A dying task has already
 	// been moved to the root cgroups, so its answer would mislead.
-	if st, err := c.proc.Proc(int(v.pid)); err != nil {
-		return ""
-	} else if stat, err := st.Stat(); err != nil || stat.State == "Z" || stat.State == "X" || stat.Flags&pfExiting != 0 {
-		return ""
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", v.pid))
+	st, err := c.proc.Proc(int(v.pid))
 	if err != nil {
 		return ""
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if (c.memV1 && strings.Contains(","+parts[1]+",", ",memory,")) || (!c.memV1 && parts[0] == "0") {
-			return parts[2]
+	if stat, err := st.Stat(); err != nil || stat.State == "Z" || stat.State == "X" || stat.Flags&pfExiting != 0 {
+		return ""
+	}
+	cgroups, err := st.Cgroups()
+	if err != nil {
+		return ""
+	}
+	for _, cg := range cgroups {
+		if (c.memV1 && slices.Contains(cg.Controllers, "memory")) || (!c.memV1 && cg.HierarchyID == 0) {
+			return cg.Path
 		}
 	}
 	return ""
