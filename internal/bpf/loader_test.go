@@ -54,12 +54,6 @@ func load(t *testing.T, spec Spec, opts Options) *Object {
 	return obj
 }
 
-// kprobesAvailable says whether this kernel can create kprobes at all.
-func kprobesAvailable() bool {
-	_, err := os.Stat("/sys/bus/event_source/devices/kprobe")
-	return err == nil
-}
-
 func hits(t *testing.T, obj *Object) uint64 {
 	var n uint64
 	require.NoError(t, obj.Collection.Maps["hits"].Lookup(uint32(0), &n))
@@ -130,7 +124,7 @@ func testFallback(t *testing.T, perf bool) {
 		assert.Equal(t, getppidHook.Candidates[i], a.Candidate)
 		assert.Error(t, a.Err)
 	}
-	if !kprobesAvailable() {
+	if !testenv.HaveKprobes() {
 		// This machine: no trampolines, no kprobes; the tracepoint remains.
 		assert.Equal(t, Tracepoint, got.Candidate.Kind)
 		assert.Contains(t, got.Skipped[1].Err.Error(), "attach")
@@ -177,7 +171,7 @@ func TestEveryCandidateWorksWhenForced(t *testing.T) {
 }
 
 func TestForcingAMissingCandidateIsNotSupported(t *testing.T) {
-	if kprobesAvailable() {
+	if testenv.HaveKprobes() {
 		t.Skip("this kernel has kprobes; the case is a kernel without them")
 	}
 	_, err := Load(selftestSpec(t, 0), Options{Force: map[string]Kind{"getppid": Kprobe}})

@@ -15,9 +15,15 @@ import (
 // kernels that have them.
 func RequireKprobes(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat("/sys/bus/event_source/devices/kprobe"); err != nil {
+	if !HaveKprobes() {
 		t.Skip("needs kprobes: this kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe)")
 	}
+}
+
+// HaveKprobes says whether this kernel can create kprobes at all.
+func HaveKprobes() bool {
+	_, err := os.Stat("/sys/bus/event_source/devices/kprobe")
+	return err == nil
 }
 
 // RequireFentry skips the test, naming the capability, unless this kernel

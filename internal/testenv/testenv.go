@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/procfs"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
 )
 
 // RequireRoot skips the test, naming the capability, unless it runs as root.
@@ -261,25 +261,16 @@ func Sysctl(t testing.TB, name, value string) {
 func MemoryCgroup(t testing.TB, name string, limitBytes int64) (dir string, v1 bool) {
 	t.Helper()
 	RequireRoot(t, "creating memory cgroups")
-	mounts, err := procfs.GetMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root, v2 string
-	for _, m := range mounts {
-		if _, ok := m.SuperOptions["memory"]; ok && m.FSType == "cgroup" && root == "" {
-			root = m.MountPoint
-		}
-		if m.FSType == "cgroup2" && v2 == "" {
-			v2 = m.MountPoint
-		}
-	}
+	layout, _ := container.ReadLayout("/proc")
 	limitFile := "memory.limit_in_bytes"
-	if root == "" {
-		if v2 == "" || !slices.Contains(enableAtRoot(t, v2), "memory") {
-			t.Skip("needs a memory cgroup controller (cgroup v1 memory, or memory on cgroup2)")
-		}
-		root, limitFile = v2, "memory.max"
+	var root string
+	switch {
+	case layout.Memory != nil:
+		root = layout.Memory.Mount
+	case layout.Unified != nil && slices.Contains(enableAtRoot(t, layout.Unified.Mount), "memory"):
+		root, limitFile = layout.Unified.Mount, "memory.max"
+	default:
+		t.Skip("needs a memory cgroup controller (cgroup v1 memory, or memory on cgroup2)")
 	}
 	dir = filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -415,27 +406,22 @@ func NewContainerCgroups(t testing.TB, rel string) *ContainerCgroups {
 	t.Helper()
 	RequireRoot(t, "creating cgroups")
 	rel = "kps-" + RandomContainerID()[:12] + "/" + strings.Trim(rel, "/")
-	mounts, err := procfs.GetMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
+	layout, _ := container.ReadLayout("/proc")
 	cg := &ContainerCgroups{Path: "/" + rel}
 	seen := map[string]bool{}
-	for _, m := range mounts {
-		_, memory := m.SuperOptions["memory"]
-		_, cpu := m.SuperOptions["cpu"]
-		if seen[m.MountPoint] || !(m.FSType == "cgroup2" || (m.FSType == "cgroup" && (memory || cpu))) {
+	for _, h := range layout.Hierarchies() {
+		if seen[h.Mount] { // memory and cpu mounted together on v1
 			continue
 		}
-		seen[m.MountPoint] = true
+		seen[h.Mount] = true
 		var controllers []string
-		if m.FSType == "cgroup2" {
-			controllers = enableAtRoot(t, m.MountPoint)
+		if h == layout.Unified {
+			controllers = enableAtRoot(t, h.Mount)
 		}
-		dir := makeDirs(t, m.MountPoint, rel)
-		passDown(m.MountPoint, rel, controllers)
+		dir := makeDirs(t, h.Mount, rel)
+		passDown(h.Mount, rel, controllers)
 		cg.Dirs = append(cg.Dirs, dir)
-		if memory || (m.FSType == "cgroup2" && cg.Memory == "") {
+		if h == layout.MemoryHierarchy() {
 			cg.Memory = dir
 		}
 	}
