@@ -275,16 +275,22 @@ func (r *Resolver) claimWalkLocked(h *Hierarchy) {
 }
 
 func (r *Resolver) walkClaimed(h *Hierarchy) {
-	_ = filepath.WalkDir(h.Mount, func(p string, d fs.DirEntry, err error) error {
+	walkHierarchy(h, func(dir, path string) {
+		if ino, created, ok := cgroupStat(dir); ok {
+			r.remember(h.ID, ino, path, created, false)
+		}
+	})
+}
+
+// walkHierarchy calls fn, parents first, for every cgroup directory of h
+// with its path on this host's filesystem and its path in the hierarchy.
+func walkHierarchy(h *Hierarchy, fn func(dir, path string)) {
+	_ = filepath.WalkDir(h.Mount, func(dir string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil // a cgroup removed during the walk
 		}
-		ino, created, ok := cgroupStat(p)
-		if !ok {
-			return nil
-		}
-		rel, _ := filepath.Rel(h.Mount, p)
-		r.remember(h.ID, ino, h.Path(rel), created, false)
+		rel, _ := filepath.Rel(h.Mount, dir)
+		fn(dir, h.Path(rel))
 		return nil
 	})
 }
@@ -486,26 +492,22 @@ func (r *Resolver) Containers() []Info {
 	byID := map[string]*Info{}
 	now := r.now()
 	for _, h := range r.layout.Hierarchies() {
-		_ = filepath.WalkDir(h.Mount, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return nil
-			}
-			rel, _ := filepath.Rel(h.Mount, p)
-			c := r.opts.Parser.Parse(h.Path(rel))
+		walkHierarchy(h, func(dir, path string) {
+			c := r.opts.Parser.Parse(path)
 			if c.IsZero() {
-				return nil
+				return
 			}
 			// The walk is pre-order: a container's first directory is its
 			// top one, the rest are its own sub-cgroups. A container nested
 			// in it (docker in docker) has another id and is listed too.
 			if in := byID[c.ID]; in != nil && *r.dirsFor(h, in)[0] != "" {
-				return nil
+				return
 			}
-			ino, created, ok := cgroupStat(p)
+			ino, created, ok := cgroupStat(dir)
 			if !ok {
-				return nil
+				return
 			}
-			r.remember(h.ID, ino, h.Path(rel), created, false)
+			r.remember(h.ID, ino, path, created, false)
 			in := byID[c.ID]
 			if in == nil {
 				in = &Info{Container: c, Created: created}
@@ -514,12 +516,11 @@ func (r *Resolver) Containers() []Info {
 			if created.Before(in.Created) {
 				in.Created = created
 			}
-			for _, dir := range r.dirsFor(h, in) {
-				if *dir == "" {
-					*dir = p
+			for _, field := range r.dirsFor(h, in) {
+				if *field == "" {
+					*field = dir
 				}
 			}
-			return nil
 		})
 	}
 	out := make([]Info, 0, len(byID))
