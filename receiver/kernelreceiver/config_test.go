@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/metrics/loadavg"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/collectors/metrics/loadavg"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {

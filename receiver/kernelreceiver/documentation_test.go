@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
 var updateDocs = flag.Bool("update", false, "rewrite documentation.md from the registrations")

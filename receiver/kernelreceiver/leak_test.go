@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
 )
 

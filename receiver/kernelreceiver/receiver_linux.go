@@ -15,12 +15,12 @@ import (
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/container"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/container/cgroupwatch"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/metric"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/internal/cgroupwatch"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver/internal/metadata"
 )
 

@@ -26,7 +26,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 )
 
 const (

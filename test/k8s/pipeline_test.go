@@ -36,9 +36,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/storage"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/tracing"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver"
 )
 

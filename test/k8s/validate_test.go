@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 )
 
 // TestExampleConfigValidates runs `otelcol-kernel validate` on the collector

@@ -84,12 +84,12 @@ func TestKernelFacingPackagesAreFoundByImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"./internal/bpf", "./internal/container/cgroupwatch", "./internal/events/oom", "./internal/events/dropwatch", "./internal/events/hungtask"} {
+	for _, want := range []string{"./pkg/bpf", "./internal/cgroupwatch", "./collectors/events/oom", "./collectors/events/dropwatch", "./collectors/events/hungtask"} {
 		if !slices.Contains(pkgs, want) {
 			t.Errorf("%s missing from %v", want, pkgs)
 		}
 	}
-	for _, notWant := range []string{"./internal/storage", "./internal/events/netdev", "./internal/tracing/tracingtest"} {
+	for _, notWant := range []string{"./pkg/storage", "./collectors/events/netdev", "./pkg/tracing/tracingtest"} {
 		if slices.Contains(pkgs, notWant) {
 			t.Errorf("%s does not load BPF programs (or has no tests), yet is in %v", notWant, pkgs)
 		}

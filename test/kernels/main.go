@@ -31,18 +31,18 @@ import (
 
 // bpfPackage is the BPF platform: it and every package with tests that
 // loads programs through it are "the kernel-facing packages".
-const bpfPackage = "github.com/otelcol-kernel/otelcol-kernel/internal/bpf"
+const bpfPackage = "github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 
 // kernelFacingPackages lists the BPF platform and the packages under
-// ./internal that import it and have tests, so that a new collector is in
+// ./pkg, ./internal and ./collectors that import it and have tests, so that a new collector is in
 // the matrix without anyone remembering to add it.
 func kernelFacingPackages() ([]string, error) {
 	out, err := exec.Command("go", "list", "-f",
-		"{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{end}}", "./internal/...").Output()
+		"{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{range .Imports}} {{.}}{{end}}{{end}}", "./pkg/...", "./internal/...", "./collectors/...").Output()
 	if err != nil {
 		return nil, fmt.Errorf("go list: %w", err)
 	}
-	pkgs := []string{"./internal/bpf"}
+	pkgs := []string{"./pkg/...", "./internal/...", "./collectors/..."}
 	for _, line := range strings.Split(string(out), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) > 1 && slices.Contains(fields[1:], bpfPackage) {
@@ -66,7 +66,7 @@ func main() {
 	var cfg config
 	var kernels, packages string
 	flag.StringVar(&kernels, "kernels", "6.1,6.12", "kernel series to boot under QEMU, comma-separated (empty: none)")
-	flag.StringVar(&packages, "packages", "", "test packages, comma-separated (default: ./internal/bpf and every package with tests that imports it)")
+	flag.StringVar(&packages, "packages", "", "test packages, comma-separated (default: ./pkg/bpf and every package with tests that imports it)")
 	flag.StringVar(&cfg.cache, "cache", ".cache/kernels", "directory for kernels, logs and the initramfs")
 	flag.BoolVar(&cfg.host, "host", true, "also run the test binaries on this machine (its own column)")
 	flag.StringVar(&cfg.matrix, "matrix", "docs/kernel-matrix.md", "where to write the matrix (empty: do not write it)")

@@ -16,7 +16,7 @@ import (
 // run is one test binary run on one kernel: in a guest or on this machine.
 type run struct {
 	Column   string // the matrix column: "6.1", "6.12", "this machine (6.18)"
-	Package  string // as given: ./internal/events/oom
+	Package  string // as given: ./collectors/events/oom
 	Name     string // oom
 	Guest    bool
 	Passed   bool

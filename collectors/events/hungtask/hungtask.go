@@ -1,0 +1,222 @@
+// Package hungtask reports tasks the kernel's hung-task detector finds
+// blocked in uninterruptible sleep (D state) for longer than
+// kernel.hung_task_timeout_secs, with the kernel stacks of the hung task
+// and of every other task blocked at that moment: a hung task is usually
+// the victim, and the stacks around it show what it waits for.
+//
+// Hook: sched/sched_process_hang, as tp_btf (the task itself) or as a
+// classic tracepoint (its pid and comm). Stacks come from /proc/PID/stack.
+package hungtask
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tasks"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
+)
+
+// Config is the hungtask section of the receiver config.
+type Config struct {
+	MaxBlockedTasks int    `mapstructure:"max_blocked_tasks" doc:"most other D-state tasks listed, with their stacks, in one event"`
+	EventsPerSecond uint32 `mapstructure:"events_per_second" doc:"events let through per second, enforced in the kernel; the rest are counted as limited (0: no limit)"`
+}
+
+// Validate names the setting at fault.
+func (c *Config) Validate() error {
+	if c.MaxBlockedTasks < 0 {
+		return fmt.Errorf("max_blocked_tasks: %d must not be negative", c.MaxBlockedTasks)
+	}
+	return nil
+}
+
+// hungEvent is one hung task.
+type hungEvent struct {
+	Pid            uint32        `json:"pid" doc:"thread id of the hung task"`
+	Tgid           uint32        `json:"tgid" doc:"process id of the hung task"`
+	Comm           string        `json:"comm" doc:"command name of the hung task"`
+	TimeoutSeconds int           `json:"hung_task_timeout_secs" doc:"kernel.hung_task_timeout_secs when the event was read: the task was blocked at least this long"`
+	Stack          []string      `json:"stack" doc:"kernel stack of the hung task, innermost first (function+0xoffset/0xsize, from /proc/PID/stack)"`
+	BlockedTotal   int           `json:"blocked_tasks_total" doc:"other tasks in D state at that moment"`
+	Blocked        []blockedTask `json:"blocked_tasks" doc:"up to max_blocked_tasks of them, each with pid, tgid, comm and kernel stack"`
+}
+
+type blockedTask struct {
+	Pid         int      `json:"pid" doc:"thread id"`
+	Tgid        int      `json:"tgid" doc:"process id"`
+	Comm        string   `json:"comm" doc:"command name"`
+	ContainerID string   `json:"container_id,omitempty" doc:"the task's container (bare id), absent for a host task: blocked tasks of other containers are often the cause"`
+	Stack       []string `json:"stack" doc:"kernel stack, innermost first"`
+}
+
+func (e *hungEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
+
+func (e *hungEvent) Summary() string {
+	return fmt.Sprintf("task %s:%d blocked in D state for more than %d seconds (%d other tasks blocked)", e.Comm, e.Pid, e.TimeoutSeconds, e.BlockedTotal)
+}
+
+var hooks = []bpf.Hook{{Name: "sched_process_hang", Candidates: []bpf.Candidate{
+	{Kind: bpf.TPBTF, Program: "hang_btf"},
+	{Kind: bpf.Tracepoint, Program: "hang_tp", Target: "sched/sched_process_hang"},
+}}}
+
+func init() {
+	tracing.RegisterEventTracing("hungtask", newHungtask,
+		tracing.WithDescription("Tasks blocked in D state beyond kernel.hung_task_timeout_secs (the kernel's hung-task detector), with the kernel stacks of every blocked task."),
+		tracing.WithConfig(func() *Config { return &Config{MaxBlockedTasks: 32, EventsPerSecond: 10} }),
+		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks. Container: the hung task's; each other blocked task names its own."),
+		tracing.WithMetrics(metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"}),
+		tracing.WithMetrics(bpf.EventCounterDescs("{task}")...),
+	)
+}
+
+type bpfCollector struct {
+	cfg     *Config
+	storage *storage.Storage
+	logger  *zap.Logger
+	proc    procfs.FS
+	opts    bpf.Options // tests force a hook or the perf buffer
+	// containers attributes the hung task, and each other blocked task.
+	containers *container.Resolver
+
+	events   atomic.Uint64
+	counters bpf.EventCounters
+}
+
+func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
+	proc, err := procfs.NewDefaultFS()
+	if err != nil {
+		return nil, tracing.NotSupported("procfs: %v", err)
+	}
+	if _, err := os.Stat("/proc/sys/kernel/hung_task_timeout_secs"); err != nil {
+		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
+	}
+	return &tracing.EventTracingAttr{
+		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
+		Interval:    10 * time.Second,
+		Flag:        tracing.FlagTracing | tracing.FlagMetric,
+	}, nil
+}
+
+// Start loads the hook and saves an event per report until ctx ends.
+func (c *bpfCollector) Start(ctx context.Context) error {
+	cs, err := loadBpf()
+	if err != nil {
+		return err
+	}
+	obj, err := bpf.Load(bpf.Spec{
+		Collection: cs,
+		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
+		Hooks:      hooks,
+	}, c.opts)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	obj.LogAttached(c.logger)
+	return obj.ServeEvents(ctx, 0, func(raw []byte) {
+		var ev bpfHungEvent
+		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+			c.logger.Warn("malformed hung-task event", zap.Error(err), zap.Int("bytes", len(raw)))
+			return
+		}
+		c.events.Add(1)
+		c.save(ev)
+	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+}
+
+func (c *bpfCollector) save(raw bpfHungEvent) {
+	pid := int(raw.Task.Pid)
+	e := &hungEvent{
+		Pid:            raw.Task.Pid,
+		Tgid:           raw.Task.Tgid,
+		Comm:           bpf.CString(raw.Task.Comm[:]),
+		TimeoutSeconds: readInt("/proc/sys/kernel/hung_task_timeout_secs"),
+		Stack:          stack(fmt.Sprintf("/proc/%d/stack", pid)),
+	}
+	if e.Tgid == 0 { // the tracepoint path knows only the pid
+		if st, err := c.proc.Proc(pid); err == nil {
+			if status, err := st.NewStatus(); err == nil {
+				e.Tgid = uint32(status.TGID)
+			}
+		}
+	}
+	e.BlockedTotal, e.Blocked = c.blockedTasks(pid)
+	// The tp_btf path read the task's cgroups; the tracepoint path has only
+	// its pid, and a hung task is still there to be read from /proc.
+	ctr := c.containers.Resolve(container.CgroupIDs{Unified: raw.Task.CgroupId, Memory: raw.Task.MemcgId, CPU: raw.Task.CpuCgroupId})
+	if ctr.IsZero() && raw.TaskKnown == 0 {
+		ctr = c.containers.ContainerOfPID(pid)
+	}
+	if err := c.storage.Save("hungtask", ctr.ID, bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
+		c.logger.Debug("hungtask event not saved", zap.Error(err))
+	}
+}
+
+// blockedTasks lists the threads in D state other than the hung one.
+func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
+	threads, err := tasks.Uninterruptible(c.proc)
+	if err != nil {
+		return 0, nil
+	}
+	total := 0
+	var out []blockedTask
+	for _, th := range threads {
+		if th.Tid == except {
+			continue
+		}
+		total++
+		if len(out) < c.cfg.MaxBlockedTasks {
+			out = append(out, blockedTask{
+				Pid: th.Tid, Tgid: th.Tgid, Comm: th.Stat.Comm,
+				ContainerID: c.containers.ContainerOfPID(th.Tgid).ID,
+				Stack:       stack(fmt.Sprintf("/proc/%d/task/%d/stack", th.Tgid, th.Tid)),
+			})
+		}
+	}
+	return total, out
+}
+
+// Update reports the counters.
+func (c *bpfCollector) Update() ([]*metric.Data, error) {
+	return append(c.counters.Data(), metric.NewCounterData("events", float64(c.events.Load()), "", nil)), nil
+}
+
+// stack reads a /proc stack file: "[<0>] func+0x1a/0x50" lines.
+func stack(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if _, frame, ok := strings.Cut(line, "] "); ok {
+			out = append(out, frame)
+		}
+	}
+	return out
+}
+
+func readInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}

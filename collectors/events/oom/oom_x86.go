@@ -1,0 +1,29 @@
+//go:build 386 || amd64
+
+package oom
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
+)
+
+// handle decodes one event of the generated type and saves it.
+func (c *bpfCollector) handle(raw []byte) {
+	var ev bpfOomEvent
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		c.logger.Warn("malformed oom event", zap.Error(err), zap.Int("bytes", len(raw)))
+		return
+	}
+	c.save(victim{
+		when: bpf.WallTime(ev.Victim.TimestampNs),
+		pid:  ev.Victim.Pid, tgid: ev.Victim.Tgid, comm: bpf.CString(ev.Victim.Comm[:]),
+		memcgID: ev.Victim.MemcgId, cgroupID: ev.Victim.CgroupId,
+		known: ev.VictimKnown == 1, scopeKnown: ev.ScopeKnown == 1, bpfMemcgID: ev.OomMemcgId,
+		triggerPid: ev.Trigger.Pid, triggerTgid: ev.Trigger.Tgid, triggerComm: bpf.CString(ev.Trigger.Comm[:]),
+		triggerMemcgID: ev.Trigger.MemcgId, triggerCgroupID: ev.Trigger.CgroupId,
+	})
+}

@@ -1,0 +1,74 @@
+package loadavg
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func values(data []*metric.Data) map[string]float64 {
+	out := map[string]float64{}
+	for _, d := range data {
+		out[d.Name] = d.Value
+	}
+	return out
+}
+
+func TestUpdateMatchesProcfs(t *testing.T) {
+	h := tracingtest.New(t, "loadavg", nil)
+	got := values(h.Update(t))
+	require.Len(t, got, 6)
+
+	fields := strings.Fields(readFile(t, "/proc/loadavg"))
+	load1, err := strconv.ParseFloat(fields[0], 64)
+	require.NoError(t, err)
+	// The kernel recomputes the averages every 5 s: allow one step of drift.
+	assert.InDelta(t, load1, got["load1"], 1.0)
+	assert.GreaterOrEqual(t, got["nr_running"], 1.0, "this test itself is running")
+	for _, k := range []string{"load5", "load15", "nr_iowait", "nr_uninterruptible"} {
+		assert.GreaterOrEqual(t, got[k], 0.0, k)
+	}
+}
+
+func TestCountsTasksInDState(t *testing.T) {
+	fs := testenv.NewFrozenFS(t)
+	h := tracingtest.New(t, "loadavg", nil)
+	before := values(h.Update(t))["nr_uninterruptible"]
+
+	const writers = 5
+	fs.StartWriters(writers)
+	during := values(h.Update(t))["nr_uninterruptible"]
+	// Other tasks on the host may enter or leave D meanwhile; ours are pinned there.
+	assert.GreaterOrEqual(t, during, before+writers-1)
+	assert.GreaterOrEqual(t, during, float64(writers))
+
+	fs.Thaw()
+	require.Eventually(t, func() bool {
+		return values(h.Update(t))["nr_uninterruptible"] < during-writers+1
+	}, 10*time.Second, 50*time.Millisecond, "the writers left D state after the thaw")
+}
+
+func TestScanThreadsOff(t *testing.T) {
+	h := tracingtest.New(t, "loadavg", &Config{ScanThreads: false})
+	got := values(h.Update(t))
+	assert.NotContains(t, got, "nr_uninterruptible")
+	assert.Contains(t, got, "load1")
+}
+
+func readFile(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}

@@ -1,3 +1,0 @@
-package hungtask
-
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang-16 -cflags "-O2 -g -Wall -Werror" -target bpfel -type hung_event hungtask ../../../bpf/hungtask.bpf.c -- -I../../../bpf/include

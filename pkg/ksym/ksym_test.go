@@ -1,0 +1,70 @@
+package ksym
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
+)
+
+const listing = `ffffffff81000000 T _stext
+ffffffff81001000 t do_one_initcall
+ffffffff81002000 D some_data
+ffffffff81003000 T kfree_skb_reason
+ffffffffc0001000 t veth_xmit	[veth]
+`
+
+func TestResolve(t *testing.T) {
+	tab, err := Parse(strings.NewReader(listing))
+	require.NoError(t, err)
+	assert.Equal(t, 4, tab.Len(), "data symbols are left out")
+	for addr, want := range map[uint64]string{
+		0xffffffff81000010: "_stext+0x10",
+		0xffffffff81001000: "do_one_initcall+0x0",
+		0xffffffff81002500: "do_one_initcall+0x1500", // data symbols do not split text
+		0xffffffff8100305e: "kfree_skb_reason+0x5e",
+		0xffffffffc0001020: "veth_xmit [veth]+0x20",
+		0x1000:             "0x1000",
+		0xffffffffc0201020: "0xffffffffc0201020", // 2 MiB past veth_xmit: not inside it
+	} {
+		assert.Equal(t, want, tab.Symbolize(addr))
+	}
+	assert.Equal(t, []string{"kfree_skb_reason+0x1", "_stext+0x0"}, tab.Stack([]uint64{0xffffffff81003001, 0xffffffff81000000, 0, 0xffffffff81000001}))
+}
+
+func TestHiddenAddresses(t *testing.T) {
+	_, err := Parse(strings.NewReader("0000000000000000 T _stext\n0000000000000000 T kfree_skb\n"))
+	assert.ErrorIs(t, err, ErrHidden)
+}
+
+// The running kernel's table resolves the address it lists for a known
+// function to that function.
+func TestRunningKernel(t *testing.T) {
+	testenv.RequireRoot(t, "reading kernel addresses from /proc/kallsyms")
+	tab, err := Load()
+	require.NoError(t, err)
+	require.Greater(t, tab.Len(), 1000)
+	f, err := os.Open("/proc/kallsyms")
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 && fields[2] == "do_sys_openat2" {
+			addr, err := strconv.ParseUint(fields[0], 16, 64)
+			require.NoError(t, err)
+			name, off, ok := tab.Resolve(addr + 4)
+			require.True(t, ok)
+			assert.Equal(t, uint64(4), off)
+			assert.Equal(t, "do_sys_openat2", name)
+			return
+		}
+	}
+	t.Fatal("do_sys_openat2 not in /proc/kallsyms")
+}

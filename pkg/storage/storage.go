@@ -1,0 +1,336 @@
+// Package storage turns the events collectors save into OpenTelemetry
+// LogRecords and hands them, batched, to the receiver's logs pipeline.
+//
+// A collector calls Save exactly as in the seed:
+//
+//	t.storage.Save("oom", containerID, time.Now(), &oomEvent{...})
+//
+// Save converts at once (so the caller may reuse data afterwards) and queues
+// the record; it never blocks on the pipeline. When the queue is full the
+// record is dropped, counted, and Save returns ErrQueueFull.
+package storage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+)
+
+// EventNamePrefix is prepended to the name given to Save to form the
+// LogRecord's EventName.
+const EventNamePrefix = "kernel."
+
+// AttrTracerType is the LogRecord attribute naming the kind of tracer that
+// saved the event: "event" or "autotracing".
+const AttrTracerType = "kernel.tracer.type"
+
+// ErrQueueFull is returned by Save when the event was dropped because the
+// pipeline is not keeping up.
+var ErrQueueFull = errors.New("event queue full: event dropped")
+
+// ErrStopped is returned by Save after the sink has shut down.
+var ErrStopped = errors.New("event sink stopped: event dropped")
+
+// Severity is implemented by event data that knows how bad it is. Events
+// without it are logged at INFO.
+type Severity interface {
+	Severity() plog.SeverityNumber
+}
+
+// Summary is implemented by event data that can say in one line what
+// happened; the line becomes the LogRecord body.
+type Summary interface {
+	Summary() string
+}
+
+// Options tune the queue between collectors and the logs pipeline.
+type Options struct {
+	// QueueSize bounds the records waiting for the pipeline.
+	QueueSize int
+	// BatchSize is the most records passed to the pipeline in one call.
+	BatchSize int
+	// FlushInterval is the longest a record waits for its batch to fill.
+	FlushInterval time.Duration
+	// Containers describes a container id for its Resource (runtime, pod
+	// uid); nil puts the bare id.
+	Containers container.Describer
+}
+
+// Drop reasons, as reported in Stats.Dropped and the self-telemetry.
+const (
+	DropQueueFull     = "queue_full"
+	DropConsumerError = "consumer_error"
+	DropStopped       = "stopped"
+)
+
+// Stats are the sink's counters since it was created.
+type Stats struct {
+	Saved   uint64            // accepted into the queue
+	Emitted uint64            // accepted by the logs pipeline
+	Dropped map[string]uint64 // by reason
+}
+
+// Sink is the event path of one receiver instance.
+type Sink struct {
+	next   consumer.Logs
+	logger *zap.Logger
+	opts   Options
+
+	queue   chan record
+	stopped chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	cancel  context.CancelFunc
+	saveMu  sync.RWMutex // Save holds R while sending; Shutdown takes W to close the queue.
+	closed  bool
+	dropLog dropLogger
+
+	saved, emitted                        atomic.Uint64
+	dropQueueFull, dropConsumer, dropStop atomic.Uint64
+}
+
+type record struct {
+	container container.Container
+	lr        plog.LogRecord
+}
+
+// NewSink returns a sink feeding next. A nil next (no logs pipeline) makes
+// Save a cheap no-op. Start must be called before records flow.
+func NewSink(next consumer.Logs, opts Options, logger *zap.Logger) *Sink {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 512
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 200 * time.Millisecond
+	}
+	return &Sink{
+		next: next, logger: logger, opts: opts,
+		queue:   make(chan record, opts.QueueSize),
+		stopped: make(chan struct{}),
+		done:    make(chan struct{}),
+		dropLog: dropLogger{logger: logger, every: 10 * time.Second},
+	}
+}
+
+// Start runs the batching goroutine until Shutdown.
+func (s *Sink) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.run(ctx)
+}
+
+// Shutdown flushes what is queued and stops. Records saved afterwards are
+// dropped with ErrStopped. If ctx ends first, the pipeline call in flight is
+// cancelled and Shutdown returns ctx's error.
+func (s *Sink) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		s.saveMu.Lock()
+		s.closed = true
+		close(s.stopped)
+		s.saveMu.Unlock()
+	})
+	if s.cancel == nil { // never started
+		return nil
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-s.done
+		return ctx.Err()
+	}
+}
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	return Stats{
+		Saved:   s.saved.Load(),
+		Emitted: s.emitted.Load(),
+		Dropped: map[string]uint64{
+			DropQueueFull:     s.dropQueueFull.Load(),
+			DropConsumerError: s.dropConsumer.Load(),
+			DropStopped:       s.dropStop.Load(),
+		},
+	}
+}
+
+// For returns the Storage a collector of the given tracer type saves through.
+func (s *Sink) For(tracerType string) *Storage {
+	return &Storage{sink: s, tracerType: tracerType}
+}
+
+// Storage is a collector's handle on the sink: Save is the seed's API.
+type Storage struct {
+	sink       *Sink
+	tracerType string
+}
+
+// Save records one event: name becomes the EventName "kernel.<name>",
+// containerID ("" for the host) selects the Resource, t is the time the
+// event happened, and data becomes the attributes (see PutAttributes).
+func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
+	sink := s.sink
+	if sink.next == nil {
+		return nil
+	}
+	lr := plog.NewLogRecord()
+	lr.SetEventName(EventNamePrefix + name)
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(t))
+	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	sev := plog.SeverityNumberInfo
+	if sv, ok := data.(Severity); ok {
+		sev = sv.Severity()
+	}
+	lr.SetSeverityNumber(sev)
+	lr.SetSeverityText(sev.String())
+	if sm, ok := data.(Summary); ok {
+		lr.Body().SetStr(sm.Summary())
+	}
+	attrs := lr.Attributes()
+	attrs.PutStr(AttrTracerType, s.tracerType)
+	PutAttributes(attrs, data)
+	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
+}
+
+func (s *Sink) enqueue(r record) error {
+	s.saveMu.RLock()
+	defer s.saveMu.RUnlock()
+	if s.closed {
+		s.dropStop.Add(1)
+		return ErrStopped
+	}
+	select {
+	case s.queue <- r:
+		s.saved.Add(1)
+		return nil
+	default:
+		s.dropQueueFull.Add(1)
+		s.dropLog.note(DropQueueFull, nil)
+		return ErrQueueFull
+	}
+}
+
+func (s *Sink) run(ctx context.Context) {
+	defer close(s.done)
+	b := newLogBatch()
+	ticker := time.NewTicker(s.opts.FlushInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case r := <-s.queue:
+			s.add(ctx, b, r)
+		case <-ticker.C:
+			s.flush(ctx, b)
+		case <-s.stopped:
+			// No Save can send any more: drain what is queued and go.
+			for {
+				select {
+				case r := <-s.queue:
+					s.add(ctx, b, r)
+				default:
+					s.flush(ctx, b)
+					return
+				}
+			}
+		}
+	}
+}
+
+// add puts r in the batch and sends the batch on once it is full.
+func (s *Sink) add(ctx context.Context, b *logBatch, r record) {
+	b.add(r)
+	if b.n >= s.opts.BatchSize {
+		s.flush(ctx, b)
+	}
+}
+
+func (s *Sink) flush(ctx context.Context, b *logBatch) {
+	if b.n == 0 {
+		return
+	}
+	ld, n := b.take()
+	if err := s.next.ConsumeLogs(ctx, ld); err != nil {
+		s.dropConsumer.Add(uint64(n))
+		s.dropLog.note(DropConsumerError, err)
+		return
+	}
+	s.emitted.Add(uint64(n))
+}
+
+// logBatch groups records into one ResourceLogs per container.
+type logBatch struct {
+	ld    plog.Logs
+	slots map[string]plog.LogRecordSlice
+	n     int
+}
+
+func newLogBatch() *logBatch {
+	return &logBatch{ld: plog.NewLogs(), slots: map[string]plog.LogRecordSlice{}}
+}
+
+// ScopeName is the instrumentation scope of everything the receiver emits.
+const ScopeName = "github.com/otelcol-kernel/otelcol-kernel/receiver/kernelreceiver"
+
+func (b *logBatch) add(r record) {
+	slot, ok := b.slots[r.container.ID]
+	if !ok {
+		rl := b.ld.ResourceLogs().AppendEmpty()
+		container.PutResource(rl.Resource().Attributes(), r.container)
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(ScopeName)
+		slot = sl.LogRecords()
+		b.slots[r.container.ID] = slot
+	}
+	r.lr.MoveTo(slot.AppendEmpty())
+	b.n++
+}
+
+func (b *logBatch) take() (plog.Logs, int) {
+	ld, n := b.ld, b.n
+	b.ld, b.n = plog.NewLogs(), 0
+	clear(b.slots)
+	return ld, n
+}
+
+// dropLogger logs drops at most once per period, with the count since the
+// last line, so a flood of drops cannot flood the log.
+type dropLogger struct {
+	logger *zap.Logger
+	every  time.Duration
+	mu     sync.Mutex
+	last   time.Time
+	counts map[string]int
+}
+
+func (d *dropLogger) note(reason string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.counts == nil {
+		d.counts = map[string]int{}
+	}
+	d.counts[reason]++
+	now := time.Now()
+	if now.Sub(d.last) < d.every {
+		return
+	}
+	fields := []zap.Field{zap.Any("dropped_since_last_report", d.counts)}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	d.logger.Warn("kernel events dropped", fields...)
+	d.last = now
+	d.counts = map[string]int{}
+}
