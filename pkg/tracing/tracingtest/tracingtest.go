@@ -21,9 +21,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/cgroupwatch"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/cgroupwatch"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
