@@ -104,10 +104,18 @@ static __always_inline bool rate_allow(void)
 	struct rate_window *w = bpf_map_lookup_elem(&rate_window, &zero);
 	if (!w)
 		return false;
+	/* Not bpf_ktime_get_coarse_ns, which would be cheaper: tracing
+	 * programs may not call it. */
 	__u64 now = bpf_ktime_get_ns();
 	if (now - w->start_ns >= 1000000000ULL) {
 		w->start_ns = now;
 		w->count = 0;
+	}
+	/* Past the cap, a plain read: under a flood the CPUs then share the
+	 * window's cache line instead of bouncing it with atomic adds. */
+	if (w->count >= rate_limit_per_sec) {
+		rate_count(RATE_LIMITED);
+		return false;
 	}
 	if (__sync_fetch_and_add(&w->count, 1) >= rate_limit_per_sec) {
 		rate_count(RATE_LIMITED);

@@ -63,6 +63,10 @@ type Options struct {
 	// Containers describes a container id for its Resource (runtime, pod
 	// uid); nil puts the bare id.
 	Containers container.Describer
+	// CheckWriters, when set, is called for every saved event whose
+	// AttributeWriter disagrees with the reflective mapping (tests set it;
+	// it doubles the conversion cost).
+	CheckWriters func(name string, err error)
 }
 
 // Drop reasons, as reported in Stats.Dropped and the self-telemetry.
@@ -201,7 +205,12 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 	}
 	attrs := lr.Attributes()
 	attrs.PutStr(AttrTracerType, s.tracerType)
-	PutAttributes(attrs, data)
+	putData(attrs, data)
+	if check := sink.opts.CheckWriters; check != nil {
+		if err := CheckWriter(data); err != nil {
+			check(name, err)
+		}
+	}
 	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
 }
 

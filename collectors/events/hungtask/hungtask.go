@@ -9,9 +9,7 @@
 package hungtask
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -129,15 +127,17 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
+	c.counters.Attach(obj, nil)
+	defer c.counters.Detach() // before Close
 	return obj.ServeEvents(ctx, 0, func(raw []byte) {
 		var ev bpfHungEvent
-		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		if err := bpf.Decode(raw, &ev, 0); err != nil {
 			c.logger.Warn("malformed hung-task event", zap.Error(err), zap.Int("bytes", len(raw)))
 			return
 		}
 		c.events.Add(1)
 		c.save(ev)
-	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+	})
 }
 
 func (c *bpfCollector) save(raw bpfHungEvent) {

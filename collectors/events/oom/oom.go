@@ -150,7 +150,9 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
-	return obj.ServeEvents(ctx, 0, c.handle, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+	c.counters.Attach(obj, nil)
+	defer c.counters.Detach() // before Close
+	return obj.ServeEvents(ctx, 0, c.handle)
 }
 
 // victim is what the BPF side knows of one kill, decoded per architecture.

@@ -3,9 +3,6 @@
 package oom
 
 import (
-	"bytes"
-	"encoding/binary"
-
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
@@ -14,7 +11,7 @@ import (
 // handle decodes one event of the generated type and saves it.
 func (c *bpfCollector) handle(raw []byte) {
 	var ev bpfOomEvent
-	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+	if err := bpf.Decode(raw, &ev, 0); err != nil {
 		c.logger.Warn("malformed oom event", zap.Error(err), zap.Int("bytes", len(raw)))
 		return
 	}

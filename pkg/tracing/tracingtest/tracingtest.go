@@ -57,7 +57,10 @@ func New(t testing.TB, name string, cfg any) *Harness {
 	}
 	logs := &consumertest.LogsSink{}
 	containers := newResolver(t)
-	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond, Containers: containers}, zaptest.NewLogger(t))
+	// Every saved event whose AttributeWriter (the fast path) disagrees with
+	// the reflective mapping fails the test, so the two cannot drift.
+	checkWriters := func(event string, err error) { t.Errorf("event %s: %v", event, err) }
+	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond, Containers: containers, CheckWriters: checkWriters}, zaptest.NewLogger(t))
 	sink.Start()
 	t.Cleanup(func() { _ = sink.Shutdown(context.Background()) })
 	programs := tracing.NewPrograms()
