@@ -80,6 +80,11 @@ func Start(r *container.Resolver, opts bpf.Options, logger *zap.Logger) (*Watche
 			mask |= 1 << h.ID
 		}
 	}
+	if opts.RingBufferBytes == 0 {
+		// 128 records of 512 bytes between two reads; a burst beyond it is
+		// counted lost, and those cgroups are found by walking.
+		opts.RingBufferBytes = bpf.SmallRing(64 << 10)
+	}
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants:  map[string]any{"tracked_hierarchies": mask},

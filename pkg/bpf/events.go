@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,14 @@ func prepareEventChannel(cs *ebpf.CollectionSpec, opts Options) (usePerf bool, e
 		ring.MaxEntries = opts.RingBufferBytes
 	}
 	return false, nil
+}
+
+// SmallRing is a ring buffer size for collectors whose events are rare
+// (an OOM kill, a hung task): n bytes, at least a page. The ring buffer's
+// pages are resident, mapped twice into the reader, for the receiver's
+// whole life: 256 KiB for a few events an hour is half a MB of RSS each.
+func SmallRing(n uint32) uint32 {
+	return max(n, uint32(os.Getpagesize()))
 }
 
 // EventReader reads the events a collection emits through events.h,

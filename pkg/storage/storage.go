@@ -235,14 +235,27 @@ func (s *Sink) enqueue(r record) error {
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
 	b := newLogBatch()
-	ticker := time.NewTicker(s.opts.FlushInterval)
-	defer ticker.Stop()
+	// The flush timer runs only while a batch waits: an idle sink does not
+	// wake up.
+	timer := time.NewTimer(s.opts.FlushInterval)
+	timer.Stop()
+	defer timer.Stop()
+	var flushC <-chan time.Time
 	for {
 		select {
 		case r := <-s.queue:
 			s.add(ctx, b, r)
-		case <-ticker.C:
+			switch b.n {
+			case 0: // sent on by size
+				timer.Stop()
+				flushC = nil
+			case 1: // a new batch: flush it by the interval at the latest
+				timer.Reset(s.opts.FlushInterval)
+				flushC = timer.C
+			}
+		case <-flushC:
 			s.flush(ctx, b)
+			flushC = nil
 		case <-s.stopped:
 			// No Save can send any more: drain what is queued and go.
 			for {

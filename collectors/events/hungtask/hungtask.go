@@ -117,11 +117,15 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	opts := c.opts
+	if opts.RingBufferBytes == 0 {
+		opts.RingBufferBytes = bpf.SmallRing(16 << 10) // a hung-task report is 64 bytes, and capped per second
+	}
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
 		Hooks:      hooks,
-	}, c.opts)
+	}, opts)
 	if err != nil {
 		return err
 	}
