@@ -2,10 +2,10 @@ package bpf
 
 import (
 	"bytes"
-	"os"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf"

@@ -14,7 +14,7 @@ func TestStateField(t *testing.T) {
 	dir := t.TempDir()
 	var buf [512]byte
 	for content, want := range map[string]byte{
-		"1234 (bash) S 1 1234 1234 0 -1 4194560\n":      'S',
+		"1234 (bash) S 1 1234 1234 0 -1 4194560\n":       'S',
 		"77 (a) b) c) D 2 0 0 0 -1 69238880 0 0\n":       'D', // the name may hold ") "
 		"5 (kworker/0:1-events) I 2 0 0 0 -1 69238880\n": 'I',
 		"garbage": 0,
