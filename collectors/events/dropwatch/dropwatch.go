@@ -97,7 +97,7 @@ func init() {
 	)
 }
 
-type bpfCollector struct {
+type dropwatchCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -115,14 +115,14 @@ type bpfCollector struct {
 
 func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}, containers: s.Containers},
+		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per drop until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *dropwatchCollector) Start(ctx context.Context) error {
 	reasons, err := bpf.KernelEnum("skb_drop_reason", "SKB_DROP_REASON_")
 	if err != nil {
 		c.logger.Info("drop reasons will be numbers only", zap.Error(err))
@@ -174,14 +174,14 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 // for locally generated packets (the loopback and local delivery run in
 // the sending task); for a packet from the wire dropped in a softirq it is
 // whichever task was interrupted, which is why the namespace comes first.
-func (c *bpfCollector) container(ev *bpfDropEvent) container.Container {
+func (c *dropwatchCollector) container(ev *bpfDropEvent) container.Container {
 	if ctr := c.containers.ContainerOfNetns(ev.Netns); !ctr.IsZero() {
 		return ctr
 	}
 	return c.containers.Resolve(container.CgroupIDs{Unified: ev.Hdr.CgroupId, Memory: ev.Hdr.MemcgId, CPU: ev.Hdr.CpuCgroupId})
 }
 
-func (c *bpfCollector) decode(ev *bpfDropEvent) *dropEvent {
+func (c *dropwatchCollector) decode(ev *bpfDropEvent) *dropEvent {
 	e := &dropEvent{
 		Reason: c.reasonName(ev.Reason), ReasonCode: ev.Reason,
 		Protocol: protocolName(ev.L4Proto), Sport: ev.Sport, Dport: ev.Dport, Len: ev.Len,
@@ -210,7 +210,7 @@ func (c *bpfCollector) decode(ev *bpfDropEvent) *dropEvent {
 
 // lazySyms loads the symbol table on first use for the drop location
 // alone, and remembers a failure so as not to retry per event.
-func (c *bpfCollector) lazySyms() *ksym.Table {
+func (c *dropwatchCollector) lazySyms() *ksym.Table {
 	if c.syms == nil {
 		if t, err := ksym.Load(); err == nil {
 			c.syms = t
@@ -240,7 +240,7 @@ func trimProbeFrames(syms *ksym.Table, addrs []uint64) []string {
 	return syms.Stack(addrs)
 }
 
-func (c *bpfCollector) reasonName(code uint32) string {
+func (c *dropwatchCollector) reasonName(code uint32) string {
 	if names := c.reasons.Load(); names != nil {
 		if name, ok := (*names)[uint64(code)]; ok {
 			return name
@@ -250,7 +250,7 @@ func (c *bpfCollector) reasonName(code uint32) string {
 }
 
 // refresh copies the kernel's per-reason counts and the cap and loss counters.
-func (c *bpfCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
+func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
 	c.counters.Refresh(obj, rd)
 	var key uint32
 	var perCPU []uint64
@@ -274,7 +274,7 @@ func (c *bpfCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventR
 }
 
 // Update reports the counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
+func (c *dropwatchCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.counters.Data()

@@ -48,7 +48,7 @@ func sendUDP(t *testing.T, port, n int) {
 func start(t *testing.T, cfg *Config, opts bpf.Options) *tracingtest.Harness {
 	testenv.RequireRoot(t, "loading BPF programs")
 	h := tracingtest.New(t, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	setOpts(h.Attr.TracingData.(*dropwatchCollector), opts)
 	h.Run(t)
 	// Attached once the hook has counted a drop: poke until it does.
 	require.Eventually(t, func() bool {
@@ -230,6 +230,6 @@ func TestValidate(t *testing.T) {
 }
 
 // setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
+func setOpts(c *dropwatchCollector, o bpf.Options) {
 	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
 }

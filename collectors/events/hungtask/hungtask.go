@@ -85,7 +85,7 @@ func init() {
 	)
 }
 
-type bpfCollector struct {
+type hungtaskCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -107,14 +107,14 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
+		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per report until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *hungtaskCollector) Start(ctx context.Context) error {
 	cs, err := loadBpf()
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
 }
 
-func (c *bpfCollector) save(raw bpfHungEvent) {
+func (c *hungtaskCollector) save(raw bpfHungEvent) {
 	pid := int(raw.Task.Pid)
 	e := &hungEvent{
 		Pid:            raw.Task.Pid,
@@ -169,7 +169,7 @@ func (c *bpfCollector) save(raw bpfHungEvent) {
 }
 
 // blockedTasks lists the threads in D state other than the hung one.
-func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
+func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 	threads, err := tasks.Uninterruptible(c.proc)
 	if err != nil {
 		return 0, nil
@@ -193,7 +193,7 @@ func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
 }
 
 // Update reports the counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
+func (c *hungtaskCollector) Update() ([]*metric.Data, error) {
 	return append(c.counters.Data(), metric.NewCounterData("events", float64(c.events.Load()), "", nil)), nil
 }
 

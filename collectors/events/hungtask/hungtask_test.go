@@ -50,7 +50,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	fs := testenv.NewFrozenFS(t)
 
 	h := tracingtest.New(t, "hungtask", nil)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	setOpts(h.Attr.TracingData.(*hungtaskCollector), opts)
 	h.Run(t)
 	h.WaitAttached(t, 30*time.Second)
 
@@ -126,7 +126,7 @@ func TestStartStopsCleanly(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		wg.Add(1)
 		var err error
-		go func() { defer wg.Done(); err = h.Attr.TracingData.(*bpfCollector).Start(ctx) }()
+		go func() { defer wg.Done(); err = h.Attr.TracingData.(*hungtaskCollector).Start(ctx) }()
 		time.Sleep(200 * time.Millisecond)
 		cancel()
 		wg.Wait()
@@ -140,6 +140,6 @@ func TestValidate(t *testing.T) {
 }
 
 // setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
+func setOpts(c *hungtaskCollector, o bpf.Options) {
 	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
 }
