@@ -28,8 +28,7 @@ func benchHarness(b *testing.B, cfg *Config, opts bpf.Options) (*tracingtest.Har
 		c.Close()
 	}
 	cfg.Protocol, cfg.Port = "udp", port
-	h := tracingtest.New(b, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*dropwatchCollector), opts)
+	h := tracingtest.New(b, "dropwatch", cfg, tracingtest.BPFOptions(opts))
 	h.Run(b)
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

@@ -107,7 +107,7 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
+		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), proc: proc, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil

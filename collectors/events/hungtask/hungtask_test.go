@@ -49,8 +49,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	cg := testenv.NewContainerCgroups(t, "system.slice/docker-"+id+".scope")
 	fs := testenv.NewFrozenFS(t)
 
-	h := tracingtest.New(t, "hungtask", nil)
-	setOpts(h.Attr.TracingData.(*hungtaskCollector), opts)
+	h := tracingtest.New(t, "hungtask", nil, tracingtest.BPFOptions(opts))
 	h.Run(t)
 	h.WaitAttached(t, 30*time.Second)
 
@@ -139,7 +138,3 @@ func TestValidate(t *testing.T) {
 	assert.NoError(t, (&Config{MaxBlockedTasks: 3}).Validate())
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *hungtaskCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
-}

@@ -121,7 +121,7 @@ func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("procfs: %v", err)
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
+		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
