@@ -112,7 +112,11 @@ func (p *docPrinter) event(e EventDoc) {
 	p.line("")
 	p.line("%s", e.Description)
 	p.line("")
-	p.line("Severity: %s.", e.Severity)
+	if e.SeverityNote != "" {
+		p.line("Severity: %s.", strings.TrimSuffix(e.SeverityNote, "."))
+	} else {
+		p.line("Severity: %s.", e.Severity)
+	}
 	if e.Body != "" {
 		p.line("Body: %s.", strings.TrimSuffix(e.Body, "."))
 	} else {

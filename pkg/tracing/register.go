@@ -200,6 +200,15 @@ type EventDoc struct {
 	// required when the data type has a Summary() method.
 	Severity plog.SeverityNumber
 	Body     string
+	// SeverityNote replaces Severity in the documentation when the
+	// severity depends on the event (tracing.SeverityVaries).
+	SeverityNote string
+}
+
+// SeverityVaries documents a severity that depends on the event, e.g.
+// "WARN for a link going down, INFO for one coming up".
+func SeverityVaries(text string) EventOption {
+	return func(e *EventDoc) { e.SeverityNote = text }
 }
 
 // EventOption adds to an event's declaration.
