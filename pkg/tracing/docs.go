@@ -115,7 +115,7 @@ func (p *docPrinter) event(e EventDoc) {
 	if e.SeverityNote != "" {
 		p.line("Severity: %s.", strings.TrimSuffix(e.SeverityNote, "."))
 	} else {
-		p.line("Severity: %s.", e.Severity)
+		p.line("Severity: %s.", strings.ToUpper(e.Severity.String()))
 	}
 	if e.Body != "" {
 		p.line("Body: %s.", strings.TrimSuffix(e.Body, "."))
