@@ -74,7 +74,7 @@ vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
 docs:
-	go test -count=1 ./receiver/kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
+	go test -count=1 ./receiver/kernelreceiver -run '^(TestDocumentationIsCurrent|TestReadmeCollectorTable)$$' -update
 
 # Two steps, because ocb's own module download trips over versions the build never uses: ocb generates the sources and go.mod, tidies and checks
 # versions; then it compiles without touching go.mod again.
