@@ -134,3 +134,20 @@ func TestReadmeCollectorTable(t *testing.T) {
 }
 
 func reflectType[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+// TestCollectorsUseOnlyThePublicAPI: a collector here is written, built and
+// tested exactly as one in another module is, which cannot import this
+// module's internal packages; so ours do not either (tests included).
+func TestCollectorsUseOnlyThePublicAPI(t *testing.T) {
+	files, err := filepath.Glob("../../collectors/*/*/*.go")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	internal := regexp.MustCompile(`"github\.com/otelcol-kernel/otelcol-kernel/(internal|receiver/kernelreceiver/internal)(/[^"]*)?"`)
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		if m := internal.Find(b); m != nil {
+			t.Errorf("%s imports %s: collectors use only the public packages (pkg/…)", file, m)
+		}
+	}
+}
