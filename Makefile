@@ -32,7 +32,7 @@ help:
 	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
 	@echo 'make validate  otelcol-kernel validate on both distribution configs'
 	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
-	@echo 'make generate  go generate (mdatagen for the receiver metadata), then docs'
+	@echo 'make generate  go generate (bpf2go, mdatagen for the receiver metadata), then docs; also in $(EXAMPLES)'
 	@echo 'make docs      regenerate receiver/kernelreceiver/documentation.md'
 	@echo 'make tools     build ocb and mdatagen into .tools/ (pinned in tools/go.mod)'
 	@echo 'make deps      apt-get install the programs the tests need, if missing'
@@ -68,7 +68,7 @@ tools: $(OCB) $(MDATAGEN)
 # collectors' registrations), so docs is regenerated last.
 generate:
 	go generate ./...
-	cd $(EXAMPLES) && go generate ./...
+	cd $(EXAMPLES) && go generate ./... && go test -count=1 ./kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
 	$(MAKE) --no-print-directory docs
 
 # bpf/include/vmlinux.h comes from the BTF of the kernel it is run on (CO-RE makes the programs portable);
