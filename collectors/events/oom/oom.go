@@ -35,8 +35,8 @@ const (
 	scopeUnknown = "unknown"
 )
 
-// bpfEvent is one OOM kill.
-type bpfEvent struct {
+// oomEvent is one OOM kill.
+type oomEvent struct {
 	Pid          uint32            `json:"pid" doc:"victim's thread id"`
 	Tgid         uint32            `json:"tgid,omitempty" doc:"victim's process id (absent on the classic-tracepoint path)"`
 	Comm         string            `json:"comm" doc:"victim's command name"`
@@ -60,9 +60,9 @@ type memcgSnapshot struct {
 	Events        map[string]uint64 `json:"events,omitempty" doc:"v2 memory.events, or v1 memory.oom_control"`
 }
 
-func (e *bpfEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
+func (e *oomEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
 
-func (e *bpfEvent) Summary() string {
+func (e *oomEvent) Summary() string {
 	where := "the host"
 	if e.Scope == scopeCgroup {
 		where = "memory cgroup " + e.OOMCgroup
@@ -85,7 +85,7 @@ func init() {
 	tracing.RegisterEventTracing("oom", newOOM,
 		tracing.WithDescription("OOM kills, with the victim's memory cgroup and its usage, limit and counters, the OOM's scope (cgroup or global) and the host's memory."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 50} }),
-		tracing.WithEvent("oom", &bpfEvent{}, "The OOM killer chose a victim. Container: the victim's (the process killed, not the one whose allocation triggered the kill)."),
+		tracing.WithEvent("oom", &oomEvent{}, "The OOM killer chose a victim. Container: the victim's (the process killed, not the one whose allocation triggered the kill)."),
 		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 		tracing.WithMetrics(metric.Desc{
 			Name: "kills", Kind: metric.Counter, Unit: "{kill}", Description: "OOM kills seen since the collector started",
@@ -97,7 +97,7 @@ func init() {
 	)
 }
 
-type bpfCollector struct {
+type oomCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -121,14 +121,14 @@ func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("procfs: %v", err)
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
+		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per kill until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *oomCollector) Start(ctx context.Context) error {
 	// The receiver's resolver knows the memory hierarchy; without one (the
 	// host's cgroups cannot be read) there is nothing to snapshot.
 	if h := c.containers.Layout().MemoryHierarchy(); h != nil {
@@ -161,7 +161,7 @@ type victim struct {
 	memcgID, cgroupID uint64 // 0 when not known
 	known             bool   // read from the task itself
 	scopeKnown        bool
-	bpfMemcgID        uint64
+	oomMemcgID        uint64
 	triggerPid        uint32
 	triggerTgid       uint32
 	triggerComm       string
@@ -172,8 +172,8 @@ type victim struct {
 // pfExiting is PF_EXITING in a task's flags (/proc/PID/stat field 9).
 const pfExiting = 0x4
 
-func (c *bpfCollector) save(v victim) {
-	e := &bpfEvent{
+func (c *oomCollector) save(v victim) {
+	e := &oomEvent{
 		Pid: v.pid, Tgid: v.tgid, Comm: v.comm, Scope: scopeUnknown,
 		TriggerPid: v.triggerPid, TriggerComm: v.triggerComm,
 	}
@@ -186,9 +186,9 @@ func (c *bpfCollector) save(v victim) {
 	case v.scopeKnown:
 		e.ScopeSource = "kernel"
 		e.Scope = scopeGlobal
-		if v.bpfMemcgID != 0 {
+		if v.oomMemcgID != 0 {
 			e.Scope = scopeCgroup
-			e.OOMCgroup = c.memcgPath(v.bpfMemcgID)
+			e.OOMCgroup = c.memcgPath(v.oomMemcgID)
 		}
 	case path != "":
 		e.ScopeSource = "inferred"
@@ -205,7 +205,7 @@ func (c *bpfCollector) save(v victim) {
 }
 
 // memcgPath is the path of memory cgroup id, "" when it is not found.
-func (c *bpfCollector) memcgPath(id uint64) string {
+func (c *oomCollector) memcgPath(id uint64) string {
 	p, _ := c.containers.MemoryCgroupPath(id)
 	return p
 }
@@ -213,7 +213,7 @@ func (c *bpfCollector) memcgPath(id uint64) string {
 // victimCgroup finds the victim's memory cgroup path and its container:
 // from its cgroup ids when BPF read the task, else from /proc/PID/cgroup if
 // it is still there.
-func (c *bpfCollector) victimCgroup(v victim) (string, container.Container) {
+func (c *oomCollector) victimCgroup(v victim) (string, container.Container) {
 	if !v.known && (v.triggerPid == v.pid || v.triggerTgid == v.pid) {
 		// The classic tracepoint names only the victim (a process, so its
 		// leader's pid), but a process that ran itself out of memory is
@@ -232,7 +232,7 @@ func (c *bpfCollector) victimCgroup(v victim) (string, container.Container) {
 	return path, ctr
 }
 
-func (c *bpfCollector) victimMemcg(v victim) string {
+func (c *oomCollector) victimMemcg(v victim) string {
 	if c.memRoot == "" {
 		return ""
 	}
@@ -266,7 +266,7 @@ func (c *bpfCollector) victimMemcg(v victim) string {
 	return ""
 }
 
-func (c *bpfCollector) snapshot(path string) memcgSnapshot {
+func (c *oomCollector) snapshot(path string) memcgSnapshot {
 	dir := filepath.Join(c.memRoot, path)
 	s := memcgSnapshot{Path: path}
 	read := func(name string) (uint64, bool) {
@@ -296,7 +296,7 @@ func (c *bpfCollector) snapshot(path string) memcgSnapshot {
 // that limit: v1 usage having peaked within 1 MiB of it (or under_oom), v2
 // an "oom" count in memory.events. None: the OOM was global. victim is the
 // snapshot already taken of the victim's cgroup; ancestors are read here.
-func (c *bpfCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string, string) {
+func (c *oomCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string, string) {
 	for s := victim; s.Path != "/" && s.Path != "." && s.Path != ""; s = c.snapshot(filepath.Dir(s.Path)) {
 		if s.LimitBytes == 0 || (memTotal > 0 && s.LimitBytes >= memTotal) {
 			continue
@@ -314,7 +314,7 @@ func (c *bpfCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string
 	return scopeGlobal, ""
 }
 
-func (c *bpfCollector) meminfo() map[string]uint64 {
+func (c *oomCollector) meminfo() map[string]uint64 {
 	mi, err := c.proc.Meminfo()
 	if err != nil {
 		return nil
@@ -333,7 +333,7 @@ func (c *bpfCollector) meminfo() map[string]uint64 {
 }
 
 // Update reports the kill counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
+func (c *oomCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.counters.Data()

@@ -43,8 +43,7 @@ func TestCgroupOOMKill(t *testing.T) {
 			}
 			name := fmt.Sprintf("kps-oom-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 			dir, v1 := testenv.MemoryCgroup(t, name, 64<<20)
-			h := tracingtest.New(t, "oom", nil)
-			setOpts(h.Attr.TracingData.(*bpfCollector), tc.opts)
+			h := tracingtest.New(t, "oom", nil, tracingtest.BPFOptions(tc.opts))
 			h.Run(t)
 			h.WaitAttached(t, 30*time.Second)
 
@@ -129,8 +128,7 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 				limitFile = "memory.limit_in_bytes"
 			}
 			require.NoError(t, os.WriteFile(filepath.Join(cg.Memory, limitFile), []byte(strconv.Itoa(64<<20)), 0o644))
-			h := tracingtest.New(t, "oom", nil)
-			setOpts(h.Attr.TracingData.(*bpfCollector), tc.opts)
+			h := tracingtest.New(t, "oom", nil, tracingtest.BPFOptions(tc.opts))
 			h.Run(t)
 			h.WaitAttached(t, 30*time.Second)
 
@@ -149,7 +147,3 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 	}
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
-}
