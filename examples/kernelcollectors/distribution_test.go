@@ -70,20 +70,20 @@ func TestDistribution(t *testing.T) {
 
 	pids := map[string]bool{}
 	var found pcommon.Map
-	col.waitUntil(t, "a kernel.execsnoop event for "+program, func() (bool, string) {
+	col.waitUntil(t, "a kernel.process.exec event for "+program, func() (bool, string) {
 		cmd := exec.Command(program)
 		if err := cmd.Run(); err != nil {
 			t.Fatal(err)
 		}
 		pids[strconv.Itoa(cmd.Process.Pid)] = true
 		read()
-		for _, lr := range records(logs, "kernel.execsnoop") {
+		for _, lr := range records(logs, "kernel.process.exec") {
 			if v, ok := lr.Attributes().Get("process.executable.path"); ok && v.Str() == program {
 				found = lr.Attributes()
 				return true, ""
 			}
 		}
-		return false, fmt.Sprintf("%d kernel.execsnoop records, none for %s", len(records(logs, "kernel.execsnoop")), program)
+		return false, fmt.Sprintf("%d kernel.process.exec records, none for %s", len(records(logs, "kernel.process.exec")), program)
 	})
 	if pid, _ := found.Get("process.pid"); !pids[pid.AsString()] {
 		t.Errorf("event for pid %s, not one of the %d this test ran: %v", pid.AsString(), len(pids), found.AsRaw())
@@ -93,7 +93,7 @@ func TestDistribution(t *testing.T) {
 	}
 	// The prefix filter holds in the distribution too: every event is of a
 	// program under it, and so ran by this test.
-	for _, lr := range records(logs, "kernel.execsnoop") {
+	for _, lr := range records(logs, "kernel.process.exec") {
 		if v, _ := lr.Attributes().Get("process.executable.path"); v.Str() != program {
 			t.Errorf("event of %s, outside the filename_prefix", v.Str())
 		}

@@ -55,7 +55,7 @@ type execEvent struct {
 	CallerTid uint32 `json:"thread.id" doc:"thread id that called exec (differs from process.pid when a thread other than the leader executed)"`
 }
 
-// Summary becomes the log record's body.
+// Summary becomes the log record's body (declared with tracing.Body).
 func (e *execEvent) Summary() string {
 	return fmt.Sprintf("exec %s (pid %d, parent %d)", e.Path, e.Pid, e.ParentPid)
 }
@@ -72,8 +72,10 @@ func init() {
 	tracing.RegisterEventTracing("execsnoop", newExecsnoop,
 		tracing.WithDescription("Programs executed (sched/sched_process_exec), optionally only those under a path prefix; filtered and rate-capped in the kernel."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 100} }),
-		tracing.WithEvent("execsnoop", &execEvent{}, "A program was executed. Container: the executing task's."),
-		tracing.WithMetrics(metric.Desc{Name: "execs", Kind: metric.Counter, Unit: "{exec}", Description: "exec events received from the kernel since the collector started (those the cap held back are counted in limited)"}),
+		// The event is named for what happened, as subject.verb: its EventName is kernel.process.exec.
+		tracing.WithEvent("process.exec", &execEvent{}, "A program was executed. Container: the executing task's.",
+			tracing.Body("exec <process.executable.path> (pid <process.pid>, parent <process.parent_pid>)")),
+		tracing.WithMetrics(metric.Desc{Name: "execs", Kind: metric.Counter, Unit: "{exec}", Description: "exec events received from the kernel since the collector started (those the cap held back are counted in events.limited)"}),
 		tracing.WithMetrics(bpf.EventCounterDescs("{exec}")...),
 	)
 }
@@ -84,8 +86,8 @@ type bpfCollector struct {
 	logger     *zap.Logger
 	containers *container.Resolver
 	// opts carries the receiver's program registry (for its self
-	// telemetry); a test of this package may also force a hook or the
-	// perf buffer here.
+	// telemetry) and what a test forced through the harness (a hook
+	// candidate, the perf buffer).
 	opts bpf.Options
 
 	execs    atomic.Uint64
@@ -97,7 +99,7 @@ func newExecsnoop(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	return &tracing.EventTracingAttr{
 		TracingData: &bpfCollector{
 			cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, containers: s.Containers,
-			opts: bpf.Options{Programs: s.Programs},
+			opts: bpf.OptionsFor(s),
 		},
 		// How long the receiver waits before calling Start again if it returns.
 		Interval: 10 * time.Second,
@@ -147,7 +149,7 @@ func (c *bpfCollector) handle(raw []byte) {
 		CallerTid: ev.OldPid,
 	}
 	ctr := c.containers.Resolve(container.CgroupIDs{Unified: ev.Hdr.CgroupId, Memory: ev.Hdr.MemcgId, CPU: ev.Hdr.CpuCgroupId})
-	if err := c.storage.Save("execsnoop", ctr.ID, bpf.WallTime(ev.Hdr.TimestampNs), e); err != nil {
+	if err := c.storage.Save("process.exec", ctr.ID, bpf.WallTime(ev.Hdr.TimestampNs), e); err != nil {
 		c.logger.Debug("execsnoop event not saved", zap.Error(err))
 	}
 }

@@ -29,31 +29,30 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // only one that can match, and one run just outside the prefix must not.
 func TestExecIsReported(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts bpf.Options
+		name  string
+		force bpf.Kind // "": the best candidate this kernel has
+		opts  []tracingtest.Option
 	}{
-		{"best hook", bpf.Options{}},
-		{"tracepoint", bpf.Options{Force: map[string]bpf.Kind{"sched_process_exec": bpf.Tracepoint}}},
-		{"perf buffer", bpf.Options{PerfBuffer: true}},
+		{"best hook", "", nil},
+		{"tracepoint", bpf.Tracepoint, []tracingtest.Option{tracingtest.ForceHook("sched_process_exec", bpf.Tracepoint)}},
+		{"perf buffer", "", []tracingtest.Option{tracingtest.PerfBuffer()}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testExec(t, tc.opts) })
+		t.Run(tc.name, func(t *testing.T) { testExec(t, tc.force, tc.opts...) })
 	}
 }
 
-func testExec(t *testing.T, opts bpf.Options) {
+func testExec(t *testing.T, force bpf.Kind, opts ...tracingtest.Option) {
 	testenv.Tracefs(t) // the classic tracepoint attaches through tracefs
 	dir := t.TempDir()
 	inside := copyProgram(t, "true", filepath.Join(dir, "watched", "exectest-probe"))
 	outside := copyProgram(t, "true", filepath.Join(dir, "exectest-other"))
 
-	h := tracingtest.New(t, "execsnoop", &Config{FilenamePrefix: filepath.Join(dir, "watched") + "/"})
-	c := h.Attr.TracingData.(*bpfCollector)
-	c.opts.Force, c.opts.PerfBuffer = opts.Force, opts.PerfBuffer
+	h := tracingtest.New(t, "execsnoop", &Config{FilenamePrefix: filepath.Join(dir, "watched") + "/"}, opts...)
 	h.Run(t)
 	h.WaitAttached(t, 30*time.Second)
-	if want, ok := opts.Force["sched_process_exec"]; ok {
+	if force != "" {
 		for _, p := range h.Programs.List() {
-			assert.True(t, strings.HasPrefix(p.Attach, string(want)+":"), "forced %s, attached through %s", want, p.Attach)
+			assert.True(t, strings.HasPrefix(p.Attach, string(force)+":"), "forced %s, attached through %s", force, p.Attach)
 		}
 	}
 
@@ -65,7 +64,8 @@ func testExec(t *testing.T, opts bpf.Options) {
 
 	events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("process.pid") == pid })
 	e := events[0]
-	assert.Equal(t, "kernel.execsnoop", e.EventName())
+	assert.Equal(t, "kernel.process.exec", e.EventName())
+	assert.Equal(t, "exec "+inside+" (pid "+pid+", parent "+strconv.Itoa(os.Getpid())+")", e.Body().Str())
 	assert.Equal(t, inside, e.Attr("process.executable.path"))
 	assert.Equal(t, "exectest-probe", e.Attr("process.executable.name"), "comm is the basename of the program")
 	assert.Equal(t, strconv.Itoa(os.Getpid()), e.Attr("process.parent_pid"), "this test started it")
@@ -80,13 +80,19 @@ func testExec(t *testing.T, opts bpf.Options) {
 		assert.NotEqual(t, strconv.Itoa(outsideCmd.Process.Pid), ev.Attr("process.pid"))
 	}
 
-	got := map[string]float64{}
-	for _, d := range h.Update(t) {
-		got[d.Name] = d.Value
-	}
-	assert.Equal(t, float64(len(h.Events(t))), got["execs"])
-	assert.Zero(t, got["limited"])
-	assert.Zero(t, got["lost"])
+	data := h.Update(t)
+	execs, _ := tracingtest.Point(data, "execs", nil)
+	assert.Equal(t, float64(len(h.Events(t))), execs)
+	limited, _ := tracingtest.Point(data, "events.limited", nil)
+	assert.Zero(t, limited)
+	lost, _ := tracingtest.Point(data, "events.lost", nil)
+	assert.Zero(t, lost)
+	// What the receiver would report about this collector's program.
+	attached, ok := h.SelfMetric("bpf.program.attached", map[string]string{
+		"collector": "execsnoop", "hook": "sched_process_exec", "attach": h.Programs.List()[0].Attach, "program": h.Programs.List()[0].Name,
+	})
+	assert.True(t, ok)
+	assert.Equal(t, 1.0, attached)
 }
 
 // TestRateCap lets one event a second through and checks that the kernel
@@ -110,11 +116,10 @@ func TestRateCap(t *testing.T) {
 		t.Skipf("the %d runs took %v, longer than the cap's window: too slow a host to check the cap", runs, time.Since(start))
 	}
 	require.Eventually(t, func() bool {
-		got := map[string]float64{}
-		for _, d := range h.Update(t) {
-			got[d.Name] = d.Value
-		}
-		return got["execs"] == 1 && got["limited"] == runs-1
+		data := h.Update(t)
+		execs, _ := tracingtest.Point(data, "execs", nil)
+		limited, _ := tracingtest.Point(data, "events.limited", nil)
+		return execs == 1 && limited == runs-1
 	}, 10*time.Second, 50*time.Millisecond, "1 event sent, %d limited", runs-1)
 }
 
