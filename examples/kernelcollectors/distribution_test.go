@@ -25,6 +25,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
 const waitFor = 30 * time.Second
@@ -64,7 +66,7 @@ func TestDistribution(t *testing.T) {
 	// execsnoop attached would be missed.
 	col.waitUntil(t, "execsnoop attached its program", func() (bool, string) {
 		read()
-		p := points(metrics, "kernel.receiver.bpf.program.attached", "collector", "execsnoop")
+		p := points(metrics, "kernel.receiver.bpf.program.attached", tracing.AttrCollector, "execsnoop")
 		return len(p) > 0, fmt.Sprintf("%d metrics batches", len(metrics))
 	})
 
@@ -88,8 +90,8 @@ func TestDistribution(t *testing.T) {
 	if pid, _ := found.Get("process.pid"); !pids[pid.AsString()] {
 		t.Errorf("event for pid %s, not one of the %d this test ran: %v", pid.AsString(), len(pids), found.AsRaw())
 	}
-	if name, _ := found.Get("process.executable.name"); name.AsString() != "exectest-dist" {
-		t.Errorf("process.executable.name %q, want exectest-dist: %v", name.AsString(), found.AsRaw())
+	if name, _ := found.Get("thread.name"); name.AsString() != "exectest-dist" {
+		t.Errorf("thread.name %q, want exectest-dist: %v", name.AsString(), found.AsRaw())
 	}
 	// The prefix filter holds in the distribution too: every event is of a
 	// program under it, and so ran by this test.
@@ -106,9 +108,9 @@ func TestDistribution(t *testing.T) {
 			{"kernel.forks.created", "", ""},
 			{"kernel.execsnoop.execs", "", ""},
 			{"kernel.loadavg.load1", "", ""}, // a built-in collector
-			{"kernel.receiver.collector.active", "collector", "forks"},
-			{"kernel.receiver.collector.active", "collector", "execsnoop"},
-			{"kernel.receiver.collector.active", "collector", "loadavg"},
+			{"kernel.receiver.collector.active", tracing.AttrCollector, "forks"},
+			{"kernel.receiver.collector.active", tracing.AttrCollector, "execsnoop"},
+			{"kernel.receiver.collector.active", tracing.AttrCollector, "loadavg"},
 		} {
 			p := points(metrics, want.name, want.key, want.value)
 			if len(p) == 0 {
@@ -118,7 +120,7 @@ func TestDistribution(t *testing.T) {
 			last := value(p[len(p)-1])
 			switch {
 			case want.name == "kernel.receiver.collector.active" && last != 1:
-				missing = append(missing, fmt.Sprintf("%s{collector=%s} is %v, not 1", want.name, want.value, last))
+				missing = append(missing, fmt.Sprintf("%s{%s=%s} is %v, not 1", want.name, want.key, want.value, last))
 			case want.name == "kernel.execsnoop.execs" && last < 1:
 				missing = append(missing, fmt.Sprintf("%s is %v", want.name, last))
 			case want.name == "kernel.forks.created" && last <= float64(len(pids)):

@@ -49,7 +49,7 @@ func (c *Config) Validate() error {
 // generated documentation shows.
 type execEvent struct {
 	Path      string `json:"process.executable.path" doc:"the program's path as given to exec (relative if the caller gave a relative one; at most 127 bytes)"`
-	Name      string `json:"process.executable.name" doc:"command name after exec (the kernel's comm, at most 15 bytes)"`
+	Name      string `json:"thread.name" doc:"command name after exec: the program's file name, cut to 15 bytes (the kernel's comm)"`
 	Pid       uint32 `json:"process.pid" doc:"process id"`
 	ParentPid uint32 `json:"process.parent_pid" doc:"process id of the parent"`
 	CallerTid uint32 `json:"thread.id" doc:"thread id that called exec (differs from process.pid when a thread other than the leader executed)"`

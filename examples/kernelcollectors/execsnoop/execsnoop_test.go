@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
 )
 
@@ -67,7 +68,7 @@ func testExec(t *testing.T, force bpf.Kind, opts ...tracingtest.Option) {
 	assert.Equal(t, "kernel.process.exec", e.EventName())
 	assert.Equal(t, "exec "+inside+" (pid "+pid+", parent "+strconv.Itoa(os.Getpid())+")", e.Body().Str())
 	assert.Equal(t, inside, e.Attr("process.executable.path"))
-	assert.Equal(t, "exectest-probe", e.Attr("process.executable.name"), "comm is the basename of the program")
+	assert.Equal(t, "exectest-probe", e.Attr("thread.name"), "comm is the basename of the program")
 	assert.Equal(t, strconv.Itoa(os.Getpid()), e.Attr("process.parent_pid"), "this test started it")
 	assert.Equal(t, pid, e.Attr("thread.id"), "a single-threaded exec")
 	assert.Equal(t, "Info", e.SeverityText())
@@ -88,8 +89,9 @@ func testExec(t *testing.T, force bpf.Kind, opts ...tracingtest.Option) {
 	lost, _ := tracingtest.Point(data, "events.lost", nil)
 	assert.Zero(t, lost)
 	// What the receiver would report about this collector's program.
+	prog := h.Programs.List()[0]
 	attached, ok := h.SelfMetric("bpf.program.attached", map[string]string{
-		"collector": "execsnoop", "hook": "sched_process_exec", "attach": h.Programs.List()[0].Attach, "program": h.Programs.List()[0].Name,
+		tracing.AttrCollector: "execsnoop", tracing.AttrHook: "sched_process_exec", tracing.AttrAttachPoint: prog.Attach, tracing.AttrProgram: prog.Name,
 	})
 	assert.True(t, ok)
 	assert.Equal(t, 1.0, attached)
