@@ -37,8 +37,7 @@ func benchHarness(b *testing.B, cfg *Config, opts bpf.Options) (*tracingtest.Har
 		c.Close()
 	}
 	cfg.Protocol, cfg.Port = "udp", port
-	h := tracingtest.New(b, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	h := tracingtest.New(b, "dropwatch", cfg, tracingtest.BPFOptions(opts))
 	h.Run(b)
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -112,7 +111,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h, conn, to, pokes := benchHarness(b, &Config{}, tc.opts)
-			c := h.Attr.TracingData.(*bpfCollector)
+			c := h.Attr.TracingData.(*dropwatchCollector)
 			// The harness's consumer keeps every batch; empty it as the
 			// benchmark goes so that memory stays flat.
 			ctx, cancel := context.WithCancel(context.Background())
@@ -170,7 +169,7 @@ func BenchmarkDecodeToLogRecord(b *testing.B) {
 	copy(ev.Saddr[:], []byte{127, 0, 0, 1})
 	copy(ev.Daddr[:], []byte{127, 0, 0, 1})
 	copy(ev.Ifname[:], []int8{'l', 'o'})
-	c := &bpfCollector{cfg: &Config{}, logger: zap.NewNop(), drops: map[uint32]uint64{}}
+	c := &dropwatchCollector{cfg: &Config{}, logger: zap.NewNop(), drops: map[uint32]uint64{}}
 	reasons := map[uint64]string{3: "NO_SOCKET"}
 	c.reasons.Store(&reasons)
 	if syms, err := ksym.Shared(); err == nil {

@@ -48,8 +48,7 @@ func sendUDP(t *testing.T, port, n int) {
 
 func start(t *testing.T, cfg *Config, opts bpf.Options) *tracingtest.Harness {
 	testenv.RequireRoot(t, "loading BPF programs")
-	h := tracingtest.New(t, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	h := tracingtest.New(t, "dropwatch", cfg, tracingtest.BPFOptions(opts))
 	h.Run(t)
 	// Attached once the hook has counted a drop: poke until it does.
 	require.Eventually(t, func() bool {
@@ -65,7 +64,7 @@ func drops(data []*metric.Data) map[string]float64 {
 	for _, d := range data {
 		switch d.Name {
 		case "drops":
-			out[d.Labels["reason"]] = d.Value
+			out[d.Labels["kernel.drop.reason"]] = d.Value
 		default:
 			out[d.Name] = d.Value
 		}
@@ -112,23 +111,26 @@ func TestUDPToAClosedPort(t *testing.T) {
 			assert.Len(t, events, before+packets, "one event per dropped packet")
 
 			for _, e := range events {
-				assert.Equal(t, "NO_SOCKET", e.Attr("reason"))
-				assert.Equal(t, "udp", e.Attr("protocol"))
-				assert.Equal(t, strconv.Itoa(port), e.Attr("dport"))
-				assert.Equal(t, "127.0.0.1", e.Attr("saddr"))
-				assert.Equal(t, "127.0.0.1", e.Attr("daddr"))
-				assert.Equal(t, "lo", e.Attr("ifname"))
-				assert.Equal(t, "1", e.Attr("ifindex"))
-				assert.NotEqual(t, "0", e.Attr("netns_inode"))
-				assert.Regexp(t, `^[a-z_0-9.]+\+0x[0-9a-f]+$`, e.Attr("location"))
-				st, ok := e.Attributes().Get("stack")
-				require.True(t, ok, "kernel_stack is on")
-				require.Greater(t, st.Slice().Len(), 2)
+				assert.Equal(t, "NO_SOCKET", e.Attr("kernel.drop.reason"))
+				assert.Equal(t, "udp", e.Attr("network.transport"))
+				assert.Equal(t, strconv.Itoa(port), e.Attr("destination.port"))
+				assert.Equal(t, "127.0.0.1", e.Attr("source.address"))
+				assert.Equal(t, "127.0.0.1", e.Attr("destination.address"))
+				assert.Equal(t, "lo", e.Attr("network.interface.name"))
+				assert.Equal(t, "1", e.Attr("kernel.interface.index"))
+				assert.Equal(t, "ipv4", e.Attr("network.type"))
+				assert.Regexp(t, `^[1-9][0-9]*$`, e.Attr("kernel.netns.inode"))
+				assert.Regexp(t, `^[a-z_0-9.]+\+0x[0-9a-f]+$`, e.Attr("kernel.drop.location"))
+				fn, _, _ := strings.Cut(e.Attr("kernel.drop.location"), "+")
+				assert.Equal(t, fn, e.Attr("code.function.name"))
+				st := e.Attr("code.stacktrace")
+				require.NotEmpty(t, st, "kernel_stack is on")
+				frames := strings.Split(st, "\n")
+				require.Greater(t, len(frames), 2)
 				// The drop location's function is at the top of the stack,
 				// under at most the function that fires the tracepoint
 				// (kfree_skb_reason on 6.1, sk_skb_reason_drop on 6.18).
-				fn, _, _ := strings.Cut(e.Attr("location"), "+")
-				top := st.Slice().At(0).Str() + " " + st.Slice().At(1).Str()
+				top := frames[0] + " " + frames[1]
 				assert.Contains(t, top, fn+"+", "the stack starts where the packet was dropped")
 			}
 			got := waitDrops(t, h, "NO_SOCKET", base+packets)
@@ -154,7 +156,7 @@ func TestUnfilteredDropsCarryTheirHeaders(t *testing.T) {
 		}
 		to := &net.UDPAddr{IP: net.ParseIP(tc.addr), Port: port}
 		match := func(e tracingtest.Event) bool {
-			return e.Attr("dport") == strconv.Itoa(port) && e.Attr("daddr") == tc.addr
+			return e.Attr("destination.port") == strconv.Itoa(port) && e.Attr("destination.address") == tc.addr
 		}
 		var e tracingtest.Event
 		require.Eventually(t, func() bool {
@@ -169,10 +171,10 @@ func TestUnfilteredDropsCarryTheirHeaders(t *testing.T) {
 			return false
 		}, 10*time.Second, 50*time.Millisecond, tc.network)
 		c.Close()
-		assert.Equal(t, "udp", e.Attr("protocol"), tc.network)
-		assert.Equal(t, tc.addr, e.Attr("saddr"), tc.network)
-		assert.Equal(t, "lo", e.Attr("ifname"), tc.network)
-		_, hasStack := e.Attributes().Get("stack")
+		assert.Equal(t, "udp", e.Attr("network.transport"), tc.network)
+		assert.Equal(t, tc.addr, e.Attr("source.address"), tc.network)
+		assert.Equal(t, "lo", e.Attr("network.interface.name"), tc.network)
+		_, hasStack := e.Attributes().Get("code.stacktrace")
 		assert.False(t, hasStack, "no stack without kernel_stack")
 	}
 }
@@ -182,11 +184,11 @@ func TestUnfilteredDropsCarryTheirHeaders(t *testing.T) {
 func TestDropEventWriterMatchesReflection(t *testing.T) {
 	for _, e := range []*dropEvent{
 		{},
-		{Reason: "NO_SOCKET", ReasonCode: 3, Location: "udp_queue_rcv_one_skb+0x1a", Protocol: "udp", Saddr: "127.0.0.1", Daddr: "127.0.0.1",
-			Sport: 40000, Dport: 9, Len: 29, Ifname: "lo", Ifindex: 1, NetnsInode: 4026531840, Pid: 10, Tgid: 9, Comm: "curl"},
-		{Reason: "12", ReasonCode: 12, Location: "0xffffffff81000000", Protocol: "icmpv6", Saddr: "::1", Daddr: "fe80::1",
-			Stack: []string{"kfree_skb_reason+0x5e", "ip6_rcv+0x10"}},
-		{Protocol: "tcp", Stack: []string{}},
+		{Reason: "NO_SOCKET", ReasonCode: 3, Location: "udp_queue_rcv_one_skb+0x1a", Function: "udp_queue_rcv_one_skb", Transport: "udp", NetworkType: "ipv4",
+			Source: "127.0.0.1", Destination: "127.0.0.1", SourcePort: 40000, DestPort: 9, Size: 29, Interface: "lo", Ifindex: 1, Netns: "4026531840",
+			ThreadID: 10, ProcessID: 9, ThreadName: "curl"},
+		{Reason: "12", ReasonCode: 12, Location: "0xffffffff81000000", Transport: "icmpv6", NetworkType: "ipv6", Source: "::1", Destination: "fe80::1",
+			Stack: "kfree_skb_reason+0x5e\nip6_rcv+0x10"},
 	} {
 		assert.NoError(t, storage.CheckWriter(e))
 	}
@@ -214,7 +216,7 @@ func TestDropsCarryTheSendersContainer(t *testing.T) {
 			}
 			pid := testenv.RunUDPSender(t, port, 3, cg.Dirs...)
 			// The sender is a Go program: it may send from any of its threads.
-			events := h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return e.Attr("tgid") == strconv.Itoa(pid) })
+			events := h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return e.Attr("process.pid") == strconv.Itoa(pid) })
 			for _, e := range events {
 				assert.Equal(t, id, e.ContainerID())
 				attrs := e.Resource.Attributes().AsRaw()
@@ -250,10 +252,10 @@ func TestFullReceiveBuffer(t *testing.T) {
 	sendUDP(t, port, 200)
 	got := waitDrops(t, h, "SOCKET_RCVBUFF", 100)
 	events := h.WaitEvents(t, 5*time.Second, int(got["SOCKET_RCVBUFF"]), func(e tracingtest.Event) bool {
-		return e.Attr("reason") == "SOCKET_RCVBUFF"
+		return e.Attr("kernel.drop.reason") == "SOCKET_RCVBUFF"
 	})
 	for _, e := range events {
-		assert.Equal(t, strconv.Itoa(port), e.Attr("dport"))
+		assert.Equal(t, strconv.Itoa(port), e.Attr("destination.port"))
 	}
 }
 
@@ -267,15 +269,15 @@ func TestEventsPerSecondCap(t *testing.T) {
 	got := waitDrops(t, h, "NO_SOCKET", float64(before+packets))
 	time.Sleep(300 * time.Millisecond)
 	emitted := len(h.Events(t)) - before
-	t.Logf("emitted %d of %d, limited %v", emitted, packets, got["limited"])
+	t.Logf("emitted %d of %d, limited %v", emitted, packets, got["events.limited"])
 	// The burst takes well under a second but may straddle a window boundary.
 	assert.LessOrEqual(t, emitted, 2*limit)
 	assert.GreaterOrEqual(t, emitted, limit)
 	require.Eventually(t, func() bool {
 		got = drops(h.Update(t))
-		return got["limited"] >= float64(packets-emitted)
+		return got["events.limited"] >= float64(packets-emitted)
 	}, 5*time.Second, 100*time.Millisecond)
-	assert.Equal(t, got["NO_SOCKET"], float64(len(h.Events(t)))+got["limited"], "every drop is either an event or counted as limited")
+	assert.Equal(t, got["NO_SOCKET"], float64(len(h.Events(t)))+got["events.limited"], "every drop is either an event or counted as limited")
 }
 
 func TestValidate(t *testing.T) {
@@ -284,7 +286,34 @@ func TestValidate(t *testing.T) {
 	assert.NoError(t, (&Config{Protocol: "tcp", Port: 80}).Validate())
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
+// TestEveryReasonStartsAtZero: with all_reasons (the default) every reason
+// of the running kernel's enum has a drops series before its first drop,
+// so that increase() over a window holding that drop sees it; without it,
+// only reasons that dropped something are reported.
+func TestEveryReasonStartsAtZero(t *testing.T) {
+	names, err := bpf.KernelEnum("skb_drop_reason", "SKB_DROP_REASON_")
+	require.NoError(t, err)
+	port := closedPort(t)
+	h := start(t, &Config{Protocol: "udp", Port: port, AllReasons: true}, bpf.Options{})
+	got := waitDrops(t, h, "NO_SOCKET", 1)
+	for _, name := range names {
+		if name == "MAX" {
+			continue
+		}
+		v, ok := got[name]
+		assert.True(t, ok, "reason %s has a series", name)
+		if name != "NO_SOCKET" {
+			// Only the test's own UDP drops pass its port filter.
+			assert.Zero(t, v, "reason %s", name)
+		}
+	}
+	assert.NotContains(t, got, "MAX", "the enum's bound is not a reason")
+
+	h = start(t, &Config{Protocol: "udp", Port: port, AllReasons: false}, bpf.Options{})
+	got = waitDrops(t, h, "NO_SOCKET", 1)
+	for name, v := range got {
+		if name != "events.lost" && name != "events.limited" {
+			assert.NotZero(t, v, "without all_reasons only reasons with drops are reported: %s", name)
+		}
+	}
 }
