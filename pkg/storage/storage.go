@@ -13,6 +13,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 )
 
@@ -63,14 +65,30 @@ type Options struct {
 	// Containers describes a container id for its Resource (runtime, pod
 	// uid); nil puts the bare id.
 	Containers container.Describer
+	// ScopeAttributes are put on the instrumentation scope of every batch
+	// (the receiver names itself there: otelcol.component.id).
+	ScopeAttributes map[string]string
+	// ShutdownTimeout bounds Shutdown: what the pipeline has not taken by
+	// then is dropped and counted (DropShutdown). 0 means 4s.
+	ShutdownTimeout time.Duration
 }
+
+// shutdownGrace is how long Shutdown still waits, after ShutdownTimeout,
+// for a pipeline call it cancelled to return before leaving it behind.
+const shutdownGrace = time.Second
 
 // Drop reasons, as reported in Stats.Dropped and the self-telemetry.
 const (
 	DropQueueFull     = "queue_full"
 	DropConsumerError = "consumer_error"
 	DropStopped       = "stopped"
+	// DropShutdown: queued, or being handed to the pipeline, when Shutdown
+	// ran out of time (ShutdownTimeout).
+	DropShutdown = "shutdown"
 )
+
+// DropReasons lists every reason, in the order the self-telemetry reports them.
+var DropReasons = []string{DropQueueFull, DropConsumerError, DropStopped, DropShutdown}
 
 // Stats are the sink's counters since it was created.
 type Stats struct {
@@ -96,6 +114,13 @@ type Sink struct {
 
 	saved, emitted                        atomic.Uint64
 	dropQueueFull, dropConsumer, dropStop atomic.Uint64
+	dropShutdown                          atomic.Uint64
+
+	// settleMu orders the run goroutine's accounting of a batch against
+	// Shutdown giving up on it, so that no record is counted twice.
+	settleMu sync.Mutex
+	gaveUp   bool
+	inFlight int // records taken from the queue and not yet settled
 }
 
 type record struct {
@@ -115,6 +140,9 @@ func NewSink(next consumer.Logs, opts Options, logger *zap.Logger) *Sink {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 4 * time.Second
+	}
 	return &Sink{
 		next: next, logger: logger, opts: opts,
 		queue:   make(chan record, opts.QueueSize),
@@ -132,8 +160,11 @@ func (s *Sink) Start() {
 }
 
 // Shutdown flushes what is queued and stops. Records saved afterwards are
-// dropped with ErrStopped. If ctx ends first, the pipeline call in flight is
-// cancelled and Shutdown returns ctx's error.
+// dropped with ErrStopped. It returns within ShutdownTimeout (or when ctx
+// ends, if sooner) plus a second's grace, whatever the pipeline does: at
+// that point the pipeline call in flight is cancelled, nothing more is
+// handed on, and the records not delivered are counted as DropShutdown.
+// A pipeline that ignores the cancellation is left behind after the grace.
 func (s *Sink) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		s.saveMu.Lock()
@@ -144,14 +175,37 @@ func (s *Sink) Shutdown(ctx context.Context) error {
 	if s.cancel == nil { // never started
 		return nil
 	}
+	bound := time.NewTimer(s.opts.ShutdownTimeout)
+	defer bound.Stop()
+	var why error
 	select {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		s.cancel()
-		<-s.done
-		return ctx.Err()
+		why = ctx.Err()
+	case <-bound.C:
+		why = fmt.Errorf("the logs pipeline did not take the queued events within %v", s.opts.ShutdownTimeout)
 	}
+	s.cancel()
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+	case <-grace.C:
+		// The pipeline ignores cancellation: count what it holds and what is
+		// still queued, and stop accounting for the run goroutine.
+		s.settleMu.Lock()
+		s.gaveUp = true
+		lost := s.inFlight + len(s.queue)
+		s.inFlight = 0
+		s.settleMu.Unlock()
+		s.dropShutdown.Add(uint64(lost))
+	}
+	if n := s.dropShutdown.Load(); n > 0 {
+		s.logger.Warn("kernel events not delivered at shutdown", zap.Uint64("dropped", n), zap.Error(why))
+		return fmt.Errorf("event sink: %d events not delivered at shutdown: %w", n, why)
+	}
+	return nil
 }
 
 // Stats returns the counters.
@@ -163,6 +217,7 @@ func (s *Sink) Stats() Stats {
 			DropQueueFull:     s.dropQueueFull.Load(),
 			DropConsumerError: s.dropConsumer.Load(),
 			DropStopped:       s.dropStop.Load(),
+			DropShutdown:      s.dropShutdown.Load(),
 		},
 	}
 }
@@ -202,6 +257,11 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 	attrs := lr.Attributes()
 	attrs.PutStr(AttrTracerType, s.tracerType)
 	PutAttributes(attrs, data)
+	// Whatever way the attributes were written, every string in the record
+	// leaves valid UTF-8 (comm, ifname, cgroup paths come from other
+	// processes and can be any bytes).
+	utf8safe.Map(attrs)
+	utf8safe.Value(lr.Body())
 	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
 }
 
@@ -225,7 +285,7 @@ func (s *Sink) enqueue(r record) error {
 
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
-	b := newLogBatch()
+	b := s.newBatch()
 	ticker := time.NewTicker(s.opts.FlushInterval)
 	defer ticker.Stop()
 	for {
@@ -251,6 +311,9 @@ func (s *Sink) run(ctx context.Context) {
 
 // add puts r in the batch and sends the batch on once it is full.
 func (s *Sink) add(ctx context.Context, b *logBatch, r record) {
+	s.settleMu.Lock()
+	s.inFlight++
+	s.settleMu.Unlock()
 	b.add(r)
 	if b.n >= s.opts.BatchSize {
 		s.flush(ctx, b)
@@ -262,23 +325,39 @@ func (s *Sink) flush(ctx context.Context, b *logBatch) {
 		return
 	}
 	ld, n := b.take()
-	if err := s.next.ConsumeLogs(ctx, ld); err != nil {
+	var err error
+	handed := ctx.Err() == nil
+	if handed {
+		err = s.next.ConsumeLogs(ctx, ld)
+	}
+	s.settleMu.Lock()
+	defer s.settleMu.Unlock()
+	if s.gaveUp {
+		return // Shutdown counted these already
+	}
+	s.inFlight -= n
+	switch {
+	case handed && err == nil:
+		s.emitted.Add(uint64(n))
+	case ctx.Err() != nil:
+		// Shutdown's time is up: not handed on, or cancelled on the way.
+		s.dropShutdown.Add(uint64(n))
+	case err != nil:
 		s.dropConsumer.Add(uint64(n))
 		s.dropLog.note(DropConsumerError, err)
-		return
 	}
-	s.emitted.Add(uint64(n))
 }
 
 // logBatch groups records into one ResourceLogs per container.
 type logBatch struct {
-	ld    plog.Logs
-	slots map[string]plog.LogRecordSlice
-	n     int
+	ld         plog.Logs
+	slots      map[string]plog.LogRecordSlice
+	n          int
+	scopeAttrs map[string]string
 }
 
-func newLogBatch() *logBatch {
-	return &logBatch{ld: plog.NewLogs(), slots: map[string]plog.LogRecordSlice{}}
+func (s *Sink) newBatch() *logBatch {
+	return &logBatch{ld: plog.NewLogs(), slots: map[string]plog.LogRecordSlice{}, scopeAttrs: s.opts.ScopeAttributes}
 }
 
 // ScopeName is the instrumentation scope of everything the receiver emits.
@@ -289,8 +368,12 @@ func (b *logBatch) add(r record) {
 	if !ok {
 		rl := b.ld.ResourceLogs().AppendEmpty()
 		container.PutResource(rl.Resource().Attributes(), r.container)
+		utf8safe.Map(rl.Resource().Attributes())
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(ScopeName)
+		for k, v := range b.scopeAttrs {
+			sl.Scope().Attributes().PutStr(k, v)
+		}
 		slot = sl.LogRecords()
 		b.slots[r.container.ID] = slot
 	}

@@ -126,6 +126,20 @@ func TestTwoReceiversAreIndependent(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, stoppedAt, len(sinkA.AllMetrics()), "a stopped for good")
 	require.NoError(t, rb.Shutdown(context.Background()))
+
+	// In one collector the two would otherwise send identical Resources,
+	// scopes and attributes: the scope names the receiver.
+	for sink, want := range map[*consumertest.MetricsSink]string{sinkA: "kernel/a", sinkB: "kernel/b"} {
+		for _, md := range sink.AllMetrics() {
+			for _, rm := range md.ResourceMetrics().All() {
+				for _, sm := range rm.ScopeMetrics().All() {
+					v, ok := sm.Scope().Attributes().Get(ScopeAttrComponentID)
+					require.True(t, ok, "scope without %s", ScopeAttrComponentID)
+					require.Equal(t, want, v.Str())
+				}
+			}
+		}
+	}
 }
 
 // pings counts the kernel.ping events in sink.
