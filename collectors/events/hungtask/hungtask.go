@@ -39,8 +39,9 @@ type Config struct {
 
 // Validate names the setting at fault.
 func (c *Config) Validate() error {
-	if c.MaxBlockedTasks < 0 {
-		return fmt.Errorf("max_blocked_tasks: %d must not be negative", c.MaxBlockedTasks)
+	// Each listed task costs a /proc stack read and its frames in the event.
+	if c.MaxBlockedTasks < 0 || c.MaxBlockedTasks > 4096 {
+		return fmt.Errorf("max_blocked_tasks: %d must be from 0 to 4096", c.MaxBlockedTasks)
 	}
 	return nil
 }
