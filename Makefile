@@ -16,7 +16,7 @@ CONFIG   ?= distribution/config.yaml
 ELASTICSEARCH_ENDPOINT ?= http://127.0.0.1:9200
 
 # Programs the tests and the collectors use, and the Debian package of each.
-DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux fsfreeze:util-linux mount:mount
+DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux setpriv:util-linux fsfreeze:util-linux mount:mount
 
 # What `make test-kernels` needs to boot other kernels under QEMU: program:package.
 KERNEL_TEST_TOOLS := qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio

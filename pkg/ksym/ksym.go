@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
 // Table is a sorted kernel symbol table.
@@ -23,12 +25,17 @@ type Table struct {
 	names []string
 }
 
-// ErrHidden means /proc/kallsyms showed no addresses (kptr_restrict).
-var ErrHidden = errors.New("kernel symbol addresses are hidden (kernel.kptr_restrict); run as root or lower kptr_restrict")
+// ErrHidden means /proc/kallsyms showed no addresses (kptr_restrict). It
+// wraps tracing.ErrNotPermitted: a collector that needs the addresses
+// stays inactive rather than retrying.
+var ErrHidden = tracing.NotPermitted("kernel symbol addresses in /proc/kallsyms are hidden from this process (kernel.kptr_restrict): it needs CAP_SYSLOG")
 
 // Load reads /proc/kallsyms.
 func Load() (*Table, error) {
 	f, err := os.Open("/proc/kallsyms")
+	if errors.Is(err, os.ErrPermission) {
+		return nil, tracing.NotPermitted("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -116,6 +117,12 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 
 // Start loads the hook and saves an event per report until ctx ends.
 func (c *bpfCollector) Start(ctx context.Context) error {
+	if err := bpf.CheckPrivileges(); err != nil {
+		return err
+	}
+	if err := checkStackAccess(); err != nil {
+		return err
+	}
 	cs, err := loadBpf()
 	if err != nil {
 		return err
@@ -196,6 +203,27 @@ func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
 // Update reports the counters.
 func (c *bpfCollector) Update() ([]*metric.Data, error) {
 	return append(c.counters.Data(), metric.NewCounterData("events", float64(c.events.Load()), "", nil)), nil
+}
+
+// capSysPtrace is CAP_SYS_PTRACE (linux/capability.h).
+const capSysPtrace = 19
+
+// checkStackAccess finds out at start whether the stacks the events are for
+// can be read: the kernel shows /proc/PID/stack only to CAP_SYS_ADMIN (in
+// the initial user namespace), and another user's task only to a reader
+// that may ptrace it (CAP_SYS_PTRACE). Events without stacks would look
+// like tasks blocked nowhere, so the collector stays inactive instead.
+func checkStackAccess() error {
+	if _, err := os.ReadFile("/proc/self/stack"); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return tracing.NotPermitted("reading /proc/PID/stack (the kernel stacks of hung tasks) needs CAP_SYS_ADMIN: %v", err)
+		}
+		return tracing.NotSupported("reading /proc/self/stack: %v (CONFIG_STACKTRACE?)", err)
+	}
+	if !bpf.HaveCapability(capSysPtrace) {
+		return tracing.NotPermitted("reading the stacks of other users' tasks (/proc/PID/stack) needs CAP_SYS_PTRACE, which this process lacks")
+	}
+	return nil
 }
 
 // stack reads a /proc stack file: "[<0>] func+0x1a/0x50" lines.
