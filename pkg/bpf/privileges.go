@@ -79,4 +79,3 @@ func classifyPermission(err error) error {
 	}
 	return tracing.NotPermitted("the kernel refused (EPERM) although this process has CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN: they must be held in the initial user namespace, and lockdown or a security module may forbid BPF: %v", err)
 }
-
