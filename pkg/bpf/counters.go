@@ -17,8 +17,8 @@ type EventCounters struct {
 // unit for one event ("{event}", "{task}", ...).
 func EventCounterDescs(unit string) []metric.Desc {
 	return []metric.Desc{
-		{Name: "limited", Kind: metric.Counter, Unit: unit, Description: "events held back by the collector's events_per_second cap, in the kernel"},
-		{Name: "lost", Kind: metric.Counter, Unit: unit, Description: "events lost in the kernel because the buffer to user space was full"},
+		{Name: "events.limited", Kind: metric.Counter, Unit: unit, Description: "events held back by the collector's events_per_second cap, in the kernel"},
+		{Name: "events.lost", Kind: metric.Counter, Unit: unit, Description: "events lost in the kernel because the buffer to user space was full"},
 	}
 }
 
@@ -39,7 +39,7 @@ func (c *EventCounters) Lost() uint64    { return c.lost.Load() }
 // Data reports the counts as counter points.
 func (c *EventCounters) Data() []*metric.Data {
 	return []*metric.Data{
-		metric.NewCounterData("limited", float64(c.limited.Load()), "", nil),
-		metric.NewCounterData("lost", float64(c.lost.Load()), "", nil),
+		metric.NewCounterData("events.limited", float64(c.limited.Load()), "", nil),
+		metric.NewCounterData("events.lost", float64(c.lost.Load()), "", nil),
 	}
 }

@@ -104,6 +104,21 @@ type Options struct {
 	Programs *tracing.CollectorPrograms
 }
 
+// OptionsFor returns the Options a collector created with s loads its
+// programs with: its programs recorded for the receiver's self-telemetry,
+// and the overrides a test set through the harness (tracingtest.ForceHook,
+// tracingtest.PerfBuffer).
+func OptionsFor(s tracing.Settings) Options {
+	opts := Options{Programs: s.Programs, PerfBuffer: s.BPF.PerfBuffer}
+	if len(s.BPF.Force) > 0 {
+		opts.Force = make(map[string]Kind, len(s.BPF.Force))
+		for hook, kind := range s.BPF.Force {
+			opts.Force[hook] = Kind(kind)
+		}
+	}
+	return opts
+}
+
 // Attempt is a candidate that was passed over, and why.
 type Attempt struct {
 	Candidate Candidate

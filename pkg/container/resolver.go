@@ -375,6 +375,22 @@ func (r *Resolver) expireLocked(now time.Time) {
 	}
 }
 
+// Known reports whether the resolver still has a cgroup of container id:
+// one that exists, or one removed less than RemovedRetention ago. A
+// collector drops a container's series once it is false, so the series of
+// a removed container end RemovedRetention after its cgroups went. Without
+// cgroup tracking removals are not seen, and a container is forgotten only
+// when the cache evicts it.
+func (r *Resolver) Known(id string) bool {
+	if r == nil || id == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(r.now())
+	return r.containers[id] != nil
+}
+
 // Describe returns what the resolver knows of container id: its runtime and
 // pod. An id it never resolved comes back bare.
 func (r *Resolver) Describe(id string) Container {

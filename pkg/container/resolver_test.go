@@ -357,3 +357,25 @@ func (h *fixtureHost) mkdirB(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 }
+
+// TestKnownEndsRemovedRetentionAfterRemoval: per-container series are
+// dropped once Known is false, which is removed_retention after the
+// container's cgroups went, without needing another removal to expire it.
+func TestKnownEndsRemovedRetentionAfterRemoval(t *testing.T) {
+	h := newFixtureHost(t, fixtureLayouts["v2"])
+	r := h.resolver(t, Options{RemovedRetention: time.Minute, WalkInterval: time.Hour})
+	t0 := time.Unix(2_000_000, 0)
+	now := t0
+	r.now = func() time.Time { return now }
+	r.Refresh()
+
+	assert.False(t, r.Known(id), "never seen")
+	r.Created(0, 777, "/system.slice/docker-"+id+".scope", t0)
+	assert.True(t, r.Known(id))
+	r.Removed(0, 777, t0.Add(time.Second))
+	now = t0.Add(30 * time.Second)
+	assert.True(t, r.Known(id), "within the retention")
+	now = t0.Add(2 * time.Minute)
+	assert.False(t, r.Known(id), "past the retention")
+	assert.False(t, (*Resolver)(nil).Known(id), "no resolver knows nothing")
+}

@@ -2,7 +2,12 @@
 // container as OpenTelemetry Resource attributes.
 package container
 
-import "go.opentelemetry.io/collector/pdata/pcommon"
+import (
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"golang.org/x/sys/unix"
+)
 
 // Resource attributes, as the semantic conventions name them.
 const (
@@ -16,7 +21,23 @@ const (
 	// AttrPodUID is the Kubernetes pod uid, which k8s_attributes can
 	// associate on directly.
 	AttrPodUID = "k8s.pod.uid"
+	// AttrOSType is "linux" on every Resource.
+	AttrOSType = "os.type"
+	// AttrOSVersion is the running kernel's release (uname -r), on every
+	// Resource: kernel data is read against it, and dashboards split by it
+	// when a fleet runs several kernels.
+	AttrOSVersion = "os.version"
 )
+
+// KernelRelease is the running kernel's release, as uname -r prints it
+// ("" if uname fails). It cannot change while the process runs.
+var KernelRelease = sync.OnceValue(func() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+})
 
 // Describer says what is known of a container id: the storage and metric
 // builders ask it for the Resource of each container.
@@ -24,10 +45,15 @@ type Describer interface {
 	Describe(id string) Container
 }
 
-// PutResource writes the Resource attributes of c into attrs. The zero
-// Container is the host: it adds nothing, leaving host identity to the
-// resource_detection processor.
+// PutResource writes the Resource attributes of c into attrs: the kernel
+// (os.type, os.version) on every Resource, and for a container its id,
+// runtime and pod. The zero Container is the host, whose other identity
+// (host.name, …) is left to the resource_detection processor.
 func PutResource(attrs pcommon.Map, c Container) {
+	attrs.PutStr(AttrOSType, "linux")
+	if release := KernelRelease(); release != "" {
+		attrs.PutStr(AttrOSVersion, release)
+	}
 	if c.ID == "" {
 		return
 	}

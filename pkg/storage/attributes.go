@@ -288,16 +288,29 @@ func cString(v reflect.Value) string {
 }
 
 // FieldDoc describes one attribute a struct type produces, for the generated
-// documentation.
+// documentation and the convention checks.
 type FieldDoc struct {
+	// Name is the attribute key. An element of an array of structs (or a
+	// struct inside a map value) is named after its parent with "[]": the
+	// key pid of each element of blocked_tasks is "blocked_tasks[].pid".
 	Name string
-	Type string // the attribute value type: string, int, double, bool, bytes, array, map
+	Type string // the attribute value type: string, int, double, bool, bytes, array of …, map
 	Doc  string // the field's `doc` tag
+	// Key is the element's own key inside its parent ("pid" above), equal
+	// to Name for a top-level attribute.
+	Key string
+	// Nested is true for an element field (Name contains "[]").
+	Nested bool
 }
 
 // Fields lists the attributes Save produces for values of type t (a struct
-// or pointer to struct), in declaration order.
+// or pointer to struct), in declaration order, each followed by the fields
+// of its elements when it is an array or map of structs.
 func Fields(t reflect.Type) []FieldDoc {
+	return fieldsOf(t, "", false)
+}
+
+func fieldsOf(t reflect.Type, prefix string, nested bool) []FieldDoc {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -307,9 +320,33 @@ func Fields(t reflect.Type) []FieldDoc {
 	plan := planFor(t)
 	out := make([]FieldDoc, 0, len(plan))
 	for _, f := range plan {
-		out = append(out, FieldDoc{Name: f.name, Type: attrType(f.goType), Doc: f.doc})
+		out = append(out, FieldDoc{Name: prefix + f.name, Key: f.name, Type: attrType(f.goType), Doc: f.doc, Nested: nested})
+		if elem := structElem(f.goType); elem != nil {
+			out = append(out, fieldsOf(elem, prefix+f.name+"[].", true)...)
+		}
 	}
 	return out
+}
+
+// structElem is the struct type of the elements of an array, slice or map
+// type, or nil when its elements are not structs mapped field by field.
+func structElem(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Array, reflect.Slice, reflect.Map:
+	default:
+		return nil
+	}
+	e := t.Elem()
+	for e.Kind() == reflect.Pointer {
+		e = e.Elem()
+	}
+	if e.Kind() != reflect.Struct || e.Implements(textMarshalerType) || reflect.PointerTo(e).Implements(textMarshalerType) {
+		return nil
+	}
+	return e
 }
 
 func attrType(t reflect.Type) string {

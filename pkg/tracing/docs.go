@@ -2,11 +2,11 @@ package tracing
 
 import (
 	"fmt"
-	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 	"io"
 	"reflect"
 	"strings"
 
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
 )
@@ -20,15 +20,18 @@ func WriteDocs(w io.Writer, regs []*Registration) error {
 	p.line("<!-- Generated from the collectors' registrations by `make docs`; do not edit. -->")
 	p.line("# Kernel receiver reference")
 	p.line("")
-	p.line("Every collector of this build, with its settings, the events it saves (one LogRecord each, EventName")
-	p.line("`kernel.<event>`) and the metrics it reports. Every event also has the attribute")
+	p.line("Every collector of this build, with its settings, the events it saves (one LogRecord each, its EventName")
+	p.line("saying what happened) and the metrics it reports. Names, types and units follow")
+	p.line("[docs/conventions.md](../../docs/conventions.md). Every event also has the attribute")
 	p.line("`" + storage.AttrTracerType + "` (`event` or `autotracing`).")
 	p.line("")
-	p.line("Events and per-container metrics of a container go into one Resource per container with these")
-	p.line("attributes; host events and metrics have none of them (host identity is left to `resource_detection`):")
+	p.line("Events and metrics go into one Resource per container, and one for the host, with these attributes")
+	p.line("(other host identity, such as `host.name`, is left to `resource_detection`):")
 	p.line("")
 	p.line("| Resource attribute | when | value |")
 	p.line("| --- | --- | --- |")
+	p.line("| `%s` | always | `linux` |", container.AttrOSType)
+	p.line("| `%s` | always | the running kernel's release, as `uname -r` prints it |", container.AttrOSVersion)
 	p.line("| `%s` | always | the runtime's bare container id, without a `containerd://` prefix |", container.AttrContainerID)
 	p.line("| `%s` | when the cgroup path names the runtime | `docker`, `containerd`, `cri-o` or `podman` |", container.AttrContainerRuntime)
 	p.line("| `%s` | for Kubernetes pods | the pod's uid, from its cgroup path |", container.AttrPodUID)
@@ -108,6 +111,17 @@ func (p *docPrinter) event(e EventDoc) {
 	p.line("### Event `%s%s`", storage.EventNamePrefix, e.Name)
 	p.line("")
 	p.line("%s", e.Description)
+	p.line("")
+	if e.SeverityNote != "" {
+		p.line("Severity: %s.", strings.TrimSuffix(e.SeverityNote, "."))
+	} else {
+		p.line("Severity: %s.", strings.ToUpper(e.Severity.String()))
+	}
+	if e.Body != "" {
+		p.line("Body: %s.", strings.TrimSuffix(e.Body, "."))
+	} else {
+		p.line("Body: empty.")
+	}
 	p.line("")
 	p.line("| attribute | type | meaning |")
 	p.line("| --- | --- | --- |")

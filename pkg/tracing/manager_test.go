@@ -297,7 +297,7 @@ func TestCollectAddsSelfMetrics(t *testing.T) {
 					continue
 				}
 				for _, dp := range mt.Gauge().DataPoints().All() {
-					c, _ := dp.Attributes().Get("collector")
+					c, _ := dp.Attributes().Get(AttrCollector)
 					active[c.Str()] = dp.DoubleValue()
 				}
 			}

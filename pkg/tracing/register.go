@@ -5,8 +5,9 @@
 //
 //	func init() {
 //		tracing.RegisterEventTracing("example", newExample,
+//			tracing.WithDescription("what the collector watches"),
 //			tracing.WithConfig(func() *Config { return &Config{Threshold: 10} }),
-//			tracing.WithEvent("example", exampleEvent{}, "what one event means"),
+//			tracing.WithEvent("example.happen", exampleEvent{}, "what one event means"),
 //		)
 //	}
 //
@@ -33,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
@@ -141,6 +143,22 @@ type Settings struct {
 	// to Storage.Save. nil when the host's cgroups cannot be read; its
 	// methods then return the host (no container).
 	Containers *container.Resolver
+	// BPF holds overrides of the BPF platform's choices, set by tests
+	// (tracingtest.ForceHook, tracingtest.PerfBuffer) and empty in a
+	// receiver. A BPF collector passes bpf.OptionsFor(settings) to
+	// bpf.Load, which applies them.
+	BPF BPFOverrides
+}
+
+// BPFOverrides make the BPF platform take a branch it would not take on
+// this kernel by itself, so a test can prove that branch works.
+type BPFOverrides struct {
+	// Force restricts a hook (by its logical name) to candidates of one
+	// attach kind ("tracepoint", "kprobe", ...).
+	Force map[string]string
+	// PerfBuffer sends events through the perf buffer even where the
+	// kernel has ring buffers (the path of kernels before 5.8).
+	PerfBuffer bool
 }
 
 // CollectorPrograms is one collector's view of its receiver's Programs.
@@ -188,9 +206,37 @@ type Registration struct {
 
 // EventDoc declares one event a collector saves.
 type EventDoc struct {
-	Name        string // the name given to Save; EventName is "kernel.<Name>"
+	// Name is the name given to Save: what happened, as subject.verb
+	// ("packet.drop"); the EventName is "kernel.<Name>". docs/conventions.md
+	// lists every EventName with the collector that saves it.
+	Name        string
 	Description string
 	Data        reflect.Type // the type given to Save
+	// Severity is the severity the event is saved at: its data's
+	// Severity() on the zero value, or INFO when the type has no such
+	// method. Body says what the LogRecord body holds (tracing.Body); it is
+	// required when the data type has a Summary() method.
+	Severity plog.SeverityNumber
+	Body     string
+	// SeverityNote replaces Severity in the documentation when the
+	// severity depends on the event (tracing.SeverityVaries).
+	SeverityNote string
+}
+
+// SeverityVaries documents a severity that depends on the event, e.g.
+// "WARN for a link going down, INFO for one coming up".
+func SeverityVaries(text string) EventOption {
+	return func(e *EventDoc) { e.SeverityNote = text }
+}
+
+// EventOption adds to an event's declaration.
+type EventOption func(*EventDoc)
+
+// Body documents the LogRecord body of the event: what its data's Summary()
+// line says, e.g. "<protocol> drop <source>:<port> -> <destination>:<port>
+// (<reason>) at <location>".
+func Body(text string) EventOption {
+	return func(e *EventDoc) { e.Body = text }
 }
 
 // Option adds a declaration to a registration.
@@ -215,11 +261,32 @@ func WithType(t TracerType) Option {
 	return func(r *Registration) { r.Type = t }
 }
 
-// WithEvent declares an event the collector saves with data of data's type.
-func WithEvent(name string, data any, description string) Option {
+// WithEvent declares an event the collector saves with data of data's
+// type: name is what happened, as subject.verb ("packet.drop" gives the
+// EventName kernel.packet.drop).
+func WithEvent(name string, data any, description string, opts ...EventOption) Option {
 	return func(r *Registration) {
-		r.Events = append(r.Events, EventDoc{Name: name, Description: description, Data: reflect.TypeOf(data)})
+		e := EventDoc{Name: name, Description: description, Data: reflect.TypeOf(data), Severity: plog.SeverityNumberInfo}
+		if sv, ok := zeroOf(e.Data).(storage.Severity); ok {
+			e.Severity = sv.Severity()
+		}
+		for _, o := range opts {
+			o(&e)
+		}
+		r.Events = append(r.Events, e)
 	}
+}
+
+// zeroOf returns a pointer to a zero value of t's underlying struct, for
+// asking a data type what it declares through its methods.
+func zeroOf(t reflect.Type) any {
+	if t == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return reflect.New(t).Interface()
 }
 
 // WithMetrics declares the metrics Update returns.
@@ -236,6 +303,9 @@ var (
 	registryMu sync.RWMutex
 	registry   = map[string]*Registration{}
 	validName  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	// validEventName is subject.verb, each part snake_case, without the
+	// kernel. prefix Save adds.
+	validEventName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
 )
 
 // RegisterEventTracing registers a collector under name. It is meant for
@@ -299,6 +369,15 @@ func (r *Registration) validate() error {
 	for _, e := range r.Events {
 		if e.Name == "" || e.Description == "" || e.Data == nil {
 			return errors.New("an event needs a name, a description and a data type")
+		}
+		if !validEventName.MatchString(e.Name) {
+			return fmt.Errorf("event name %q must say what happened as subject.verb (e.g. packet.drop), matching %s", e.Name, validEventName)
+		}
+		if e.Name == r.Name {
+			return fmt.Errorf("event name %q names the collector, not what happened", e.Name)
+		}
+		if _, ok := zeroOf(e.Data).(storage.Summary); ok && e.Body == "" {
+			return fmt.Errorf("event %q: its data has a Summary() body: document it with tracing.Body", e.Name)
 		}
 		for _, f := range storage.Fields(e.Data) {
 			if f.Doc == "" {

@@ -10,13 +10,23 @@ import (
 // (kernel.receiver.*). No collector may register it.
 const SelfName = "receiver"
 
-var collectorLabel = metric.Label{Name: "collector", Description: "registered collector name"}
+// The labels of the receiver's own metrics.
+const (
+	AttrCollector    = "kernel.collector.name"
+	AttrHook         = "kernel.bpf.hook"
+	AttrAttachPoint  = "kernel.bpf.attach_point"
+	AttrProgram      = "kernel.bpf.program.name"
+	AttrDropReason   = "kernel.receiver.drop_reason"
+	AttrLookupResult = "kernel.container.lookup.result"
+)
+
+var collectorLabel = metric.Label{Name: AttrCollector, Description: "registered collector name"}
 
 var programLabels = []metric.Label{
 	collectorLabel,
-	{Name: "hook", Description: "the collector's logical hook"},
-	{Name: "attach", Description: "the candidate it attached through, kind:target (tp_btf:…, tracepoint:…, kprobe:…)"},
-	{Name: "program", Description: "BPF program name"},
+	{Name: AttrHook, Description: "the collector's logical hook"},
+	{Name: AttrAttachPoint, Description: "the candidate it attached through, kind:target (tp_btf:…, tracepoint:…, kprobe:…)"},
+	{Name: AttrProgram, Description: "BPF program name"},
 }
 
 // SelfMetrics declares the receiver's own metrics. They travel through the
@@ -43,14 +53,14 @@ var SelfMetrics = []metric.Desc{
 	{Name: "events.emitted", Kind: metric.Counter, Unit: "{event}",
 		Description: "events accepted by the logs pipeline"},
 	{Name: "events.dropped", Kind: metric.Counter, Unit: "{event}",
-		Labels:      []metric.Label{{Name: "reason", Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline returned an error for the batch: an exporter down or its queue full, where no asynchronous processor stands between), stopped (saved during shutdown) or shutdown (not delivered within the shutdown bound)"}},
+		Labels:      []metric.Label{{Name: AttrDropReason, Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline returned an error for the batch: an exporter down or its queue full, where no asynchronous processor stands between), stopped (saved during shutdown) or shutdown (not delivered within the shutdown bound)"}},
 		Description: "events lost between a collector and the logs pipeline"},
 	{Name: "container.cache.entries", Kind: metric.Gauge, Unit: "{cgroup}",
 		Description: "cgroups the container resolver remembers (bounded by containers.cache_size)"},
 	{Name: "container.cache.evictions", Kind: metric.Counter, Unit: "{cgroup}",
 		Description: "cgroups forgotten, least recently used first, to stay within containers.cache_size"},
 	{Name: "container.lookups", Kind: metric.Counter, Unit: "{lookup}",
-		Labels:      []metric.Label{{Name: "result", Description: "hit (known cgroup), walk (found by walking its hierarchy), not_found (gone before it was seen: the event is attributed to the host) or rate_limited (unknown, and its hierarchy was walked less than a second ago: attributed to the host)"}},
+		Labels:      []metric.Label{{Name: AttrLookupResult, Description: "hit (known cgroup), walk (found by walking its hierarchy), not_found (gone before it was seen: the event is attributed to the host) or rate_limited (unknown, and its hierarchy was walked less than a second ago: attributed to the host)"}},
 		Description: "cgroup ids of events looked up to find their container"},
 	{Name: "container.walks", Kind: metric.Counter, Unit: "{walk}",
 		Description: "walks of a cgroup hierarchy, at start and when an unknown cgroup id was met"},
@@ -79,7 +89,7 @@ func ContainerSelfData(r *container.Resolver) []*metric.Data {
 		metric.NewCounterData("container.tracker.lost", float64(s.TrackerLost+s.TrackerTruncated), "", nil),
 	}
 	for _, result := range []string{container.LookupHit, container.LookupWalk, container.LookupNotFound, container.LookupRateLimited} {
-		out = append(out, metric.NewCounterData("container.lookups", float64(s.Lookups[result]), "", map[string]string{"result": result}))
+		out = append(out, metric.NewCounterData("container.lookups", float64(s.Lookups[result]), "", map[string]string{AttrLookupResult: result}))
 	}
 	return out
 }
@@ -89,7 +99,7 @@ func ContainerSelfData(r *container.Resolver) []*metric.Data {
 func SelfData(statuses []Status, stats storage.Stats, programs []Program) []*metric.Data {
 	out := make([]*metric.Data, 0, 4*len(statuses)+5)
 	for _, s := range statuses {
-		l := map[string]string{"collector": s.Name}
+		l := map[string]string{AttrCollector: s.Name}
 		active := 0.0
 		if s.State == StateActive || s.State == StateRestarting {
 			active = 1
@@ -102,7 +112,7 @@ func SelfData(statuses []Status, stats storage.Stats, programs []Program) []*met
 		)
 	}
 	for _, p := range programs {
-		l := map[string]string{"collector": p.Collector, "hook": p.Hook, "attach": p.Attach, "program": p.Name}
+		l := map[string]string{AttrCollector: p.Collector, AttrHook: p.Hook, AttrAttachPoint: p.Attach, AttrProgram: p.Name}
 		out = append(out, metric.NewGaugeData("bpf.program.attached", 1, "", l))
 		if runs, ns, ok := p.Stats(); ok {
 			out = append(out,
@@ -115,7 +125,7 @@ func SelfData(statuses []Status, stats storage.Stats, programs []Program) []*met
 		metric.NewCounterData("events.emitted", float64(stats.Emitted), "", nil),
 	)
 	for _, reason := range storage.DropReasons {
-		out = append(out, metric.NewCounterData("events.dropped", float64(stats.Dropped[reason]), "", map[string]string{"reason": reason}))
+		out = append(out, metric.NewCounterData("events.dropped", float64(stats.Dropped[reason]), "", map[string]string{AttrDropReason: reason}))
 	}
 	return out
 }

@@ -31,7 +31,7 @@ type pingEvent struct {
 }
 
 func (p *pingTracer) Start(ctx context.Context) error {
-	if err := p.s.Storage.Save("ping", "", time.Now(), pingEvent{Seq: 1}); err != nil {
+	if err := p.s.Storage.Save("test.ping", "", time.Now(), pingEvent{Seq: 1}); err != nil {
 		return err
 	}
 	<-ctx.Done()
@@ -41,7 +41,7 @@ func (p *pingTracer) Start(ctx context.Context) error {
 func registerPing(t *testing.T) {
 	tracing.RegisterEventTracing("rcvtest_ping", func(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return &tracing.EventTracingAttr{TracingData: &pingTracer{s}, Interval: time.Second, Flag: tracing.FlagTracing}, nil
-	}, tracing.WithDescription("test"), tracing.WithEvent("ping", pingEvent{}, "a ping"))
+	}, tracing.WithDescription("test"), tracing.WithEvent("test.ping", pingEvent{}, "a ping"))
 	t.Cleanup(func() { tracing.Unregister("rcvtest_ping") })
 }
 
@@ -142,14 +142,14 @@ func TestTwoReceiversAreIndependent(t *testing.T) {
 	}
 }
 
-// pings counts the kernel.ping events in sink.
+// pings counts the kernel.test.ping events in sink.
 func pings(sink *consumertest.LogsSink) int {
 	n := 0
 	for _, ld := range sink.AllLogs() {
 		for _, rl := range ld.ResourceLogs().All() {
 			for _, sl := range rl.ScopeLogs().All() {
 				for _, lr := range sl.LogRecords().All() {
-					if lr.EventName() == "kernel.ping" {
+					if lr.EventName() == "kernel.test.ping" {
 						n++
 					}
 				}
@@ -199,12 +199,12 @@ func TestBPFProgramSelfTelemetry(t *testing.T) {
 		}
 		attach, runs = "", 0
 		forEachPoint(all[len(all)-1], func(name string, attrs map[string]any, v float64) {
-			if attrs["collector"] != "dropwatch" {
+			if attrs["kernel.collector.name"] != "dropwatch" {
 				return
 			}
 			switch name {
 			case "kernel.receiver.bpf.program.attached":
-				attach = attrs["attach"].(string)
+				attach = attrs["kernel.bpf.attach_point"].(string)
 			case "kernel.receiver.bpf.program.runs":
 				runs = v
 			}
@@ -268,7 +268,7 @@ func TestEventsAndSelfTelemetryOfContainerAttribution(t *testing.T) {
 			for _, rl := range ld.ResourceLogs().All() {
 				for _, sl := range rl.ScopeLogs().All() {
 					for _, rec := range sl.LogRecords().All() {
-						if p, ok := rec.Attributes().Get("pid"); ok && rec.EventName() == "kernel.dropwatch" && p.Int() == int64(pid) {
+						if p, ok := rec.Attributes().Get("process.pid"); ok && rec.EventName() == "kernel.packet.drop" && p.Int() == int64(pid) {
 							resource = rl.Resource().Attributes().AsRaw()
 							return true
 						}
@@ -278,7 +278,7 @@ func TestEventsAndSelfTelemetryOfContainerAttribution(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 50*time.Millisecond, "a drop event from the container's process")
-	assert.Equal(t, map[string]any{"container.id": id, "container.runtime.name": "docker"}, resource)
+	assert.Equal(t, map[string]any{"container.id": id, "container.runtime.name": "docker", "os.type": "linux", "os.version": container.KernelRelease()}, resource)
 
 	self := map[string]float64{}
 	attached := map[string]string{}
@@ -290,9 +290,9 @@ func TestEventsAndSelfTelemetryOfContainerAttribution(t *testing.T) {
 		forEachPoint(all[len(all)-1], func(name string, attrs map[string]any, v float64) {
 			switch {
 			case name == "kernel.receiver.container.lookups":
-				self[name+"."+attrs["result"].(string)] = v
-			case name == "kernel.receiver.bpf.program.attached" && attrs["collector"] == "receiver":
-				attached[attrs["hook"].(string)] = attrs["attach"].(string)
+				self[name+"."+attrs["kernel.container.lookup.result"].(string)] = v
+			case name == "kernel.receiver.bpf.program.attached" && attrs["kernel.collector.name"] == "receiver":
+				attached[attrs["kernel.bpf.hook"].(string)] = attrs["kernel.bpf.attach_point"].(string)
 			default:
 				self[name] = v
 			}

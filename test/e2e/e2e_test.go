@@ -32,7 +32,7 @@ import (
 const (
 	metricName     = "kernel.loadavg.load1" // a metric every Linux host has
 	promMetricName = "kernel_loadavg_load1"
-	eventName      = "kernel.netdev"
+	eventName      = "kernel.link.change"
 	waitFor        = 30 * time.Second
 )
 
@@ -137,13 +137,13 @@ func TestDistribution(t *testing.T) {
 			}
 		}
 		if len(changes) == 0 {
-			t.Fatalf("no %s log record with ifname=%s in %s within %s", eventName, ifname, out, waitFor)
+			t.Fatalf("no %s log record with network.interface.name=%s in %s within %s", eventName, ifname, out, waitFor)
 		}
 		t.Logf("%s records for %s, by change: %v", eventName, ifname, changes)
 		// README: bringing an interface up and down gives records with change admin_up and admin_down.
 		for _, want := range []string{"admin_up", "admin_down"} {
 			if !slices.Contains(changes, want) {
-				t.Errorf("no %s record for %s with change=%s; got %v", eventName, ifname, want, changes)
+				t.Errorf("no %s record for %s with kernel.link.change_type=%s; got %v", eventName, ifname, want, changes)
 			}
 		}
 	})
@@ -172,12 +172,12 @@ func TestDistribution(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			found = eventsWith(logs, "kernel.dropwatch", "dport", port)
+			found = eventsWith(logs, "kernel.packet.drop", "destination.port", port)
 		}
 		if len(found) == 0 {
-			t.Fatalf("no kernel.dropwatch record with dport=%s in %s within %s", port, out, waitFor)
+			t.Fatalf("no kernel.packet.drop record with destination.port=%s in %s within %s", port, out, waitFor)
 		}
-		if got := found[0]["reason"]; got != "NO_SOCKET" {
+		if got := found[0]["kernel.drop.reason"]; got != "NO_SOCKET" {
 			t.Errorf("reason %v, want NO_SOCKET: %v", got, found[0])
 		}
 	})
@@ -196,19 +196,19 @@ func TestDistribution(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := strconv.Itoa(testenv.RunMemoryHog(t, cg.Dirs...))
-		col.waitUntil(t, "a kernel.oom record for pid "+pid, func() (bool, string) {
+		col.waitUntil(t, "a kernel.oom.kill record for pid "+pid, func() (bool, string) {
 			_, logs, err := readOutput(out)
 			if err != nil {
 				return false, err.Error()
 			}
-			found := eventsWith(logs, "kernel.oom", "pid", pid)
+			found := eventsWith(logs, "kernel.oom.kill", "thread.id", pid)
 			if len(found) == 0 {
 				return false, "none yet"
 			}
 			if found[0]["memory_cgroup.path"] != cg.Path || found[0]["scope"] != "cgroup" {
 				t.Errorf("record %v: want memory_cgroup.path %s and scope cgroup", found[0], cg.Path)
 			}
-			res := resourceOf(logs, "kernel.oom", "pid", pid)
+			res := resourceOf(logs, "kernel.oom.kill", "thread.id", pid)
 			if res["container.id"] != id || res["k8s.pod.uid"] != uid {
 				t.Errorf("resource %v: want container.id %s and k8s.pod.uid %s", res, id, uid)
 			}
@@ -223,12 +223,12 @@ func TestDistribution(t *testing.T) {
 		testenv.Sysctl(t, "kernel/hung_task_warnings", "10")
 		fs := testenv.NewFrozenFS(t)
 		pid := strconv.Itoa(fs.StartWriters(1)[0])
-		col.waitUntil(t, "a kernel.hungtask record for pid "+pid, func() (bool, string) {
+		col.waitUntil(t, "a kernel.task.hung record for pid "+pid, func() (bool, string) {
 			_, logs, err := readOutput(out)
 			if err != nil {
 				return false, err.Error()
 			}
-			return len(eventsWith(logs, "kernel.hungtask", "pid", pid)) > 0, "none yet"
+			return len(eventsWith(logs, "kernel.task.hung", "thread.id", pid)) > 0, "none yet"
 		})
 		fs.Thaw()
 	})
@@ -389,11 +389,11 @@ func linkEvents(logs []plog.Logs, ifname string) []string {
 					if lr.EventName() != eventName {
 						continue
 					}
-					if v, ok := lr.Attributes().Get("ifname"); !ok || v.AsString() != ifname {
+					if v, ok := lr.Attributes().Get("network.interface.name"); !ok || v.AsString() != ifname {
 						continue
 					}
 					change := "?"
-					if v, ok := lr.Attributes().Get("change"); ok {
+					if v, ok := lr.Attributes().Get("kernel.link.change_type"); ok {
 						change = v.AsString()
 					}
 					changes = append(changes, change)

@@ -28,8 +28,7 @@ func benchHarness(b *testing.B, cfg *Config, opts bpf.Options) (*tracingtest.Har
 		c.Close()
 	}
 	cfg.Protocol, cfg.Port = "udp", port
-	h := tracingtest.New(b, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	h := tracingtest.New(b, "dropwatch", cfg, tracingtest.BPFOptions(opts))
 	h.Run(b)
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -99,7 +98,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h, conn, to := benchHarness(b, &Config{}, tc.opts)
-			c := h.Attr.TracingData.(*bpfCollector)
+			c := h.Attr.TracingData.(*dropwatchCollector)
 			before := h.Sink.Stats().Saved
 			start := time.Now()
 			for b.Loop() {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -38,7 +39,11 @@ type Config struct {
 	Port            int    `mapstructure:"port" doc:"only drops whose source or destination port is this; 0: all"`
 	EventsPerSecond uint32 `mapstructure:"events_per_second" doc:"events let through per second, enforced in the kernel; drops beyond it are still counted (0: no limit)"`
 	KernelStack     bool   `mapstructure:"kernel_stack" doc:"capture the kernel stack of each drop (symbolized from /proc/kallsyms)"`
+	AllReasons      bool   `mapstructure:"all_reasons" doc:"report kernel.dropwatch.drops for every reason the kernel defines, at 0 until its first drop, so that an alert on increase() sees the first drop of any reason; false: only reasons that have dropped packets (fewer series: about 100 reasons on 6.x kernels)"`
 }
+
+// attrReason is the drop reason, on the event and as the drops label.
+const attrReason = "kernel.drop.reason"
 
 var protocols = map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
 
@@ -55,28 +60,30 @@ func (c *Config) Validate() error {
 
 // dropEvent is one dropped packet.
 type dropEvent struct {
-	Reason     string   `json:"reason" doc:"drop reason, as the running kernel names it (enum skb_drop_reason without its SKB_DROP_REASON_ prefix), e.g. NO_SOCKET"`
-	ReasonCode uint32   `json:"reason_code" doc:"the reason's numeric value on this kernel"`
-	Location   string   `json:"location" doc:"kernel function that dropped the packet (function+0xoffset)"`
-	Protocol   string   `json:"protocol" doc:"transport protocol: tcp, udp, icmp, icmpv6, sctp, or its number"`
-	Saddr      string   `json:"saddr,omitempty" doc:"source IP address"`
-	Daddr      string   `json:"daddr,omitempty" doc:"destination IP address"`
-	Sport      uint16   `json:"sport,omitempty" doc:"source port (TCP, UDP)"`
-	Dport      uint16   `json:"dport,omitempty" doc:"destination port (TCP, UDP)"`
-	Len        uint32   `json:"len" doc:"packet length in bytes"`
-	Ifname     string   `json:"ifname,omitempty" doc:"interface the packet was on, when it had one"`
-	Ifindex    uint32   `json:"ifindex,omitempty" doc:"that interface's index"`
-	NetnsInode uint32   `json:"netns_inode,omitempty" doc:"inode of that interface's network namespace"`
-	Pid        uint32   `json:"pid" doc:"thread running when the packet was dropped (in softirq context, whichever task was interrupted)"`
-	Tgid       uint32   `json:"tgid" doc:"process id of that thread"`
-	Comm       string   `json:"comm" doc:"that thread's command name"`
-	Stack      []string `json:"stack,omitempty" doc:"kernel stack of the drop, innermost first; only with kernel_stack"`
+	Reason      string `json:"kernel.drop.reason" doc:"drop reason, as the running kernel names it (enum skb_drop_reason without its SKB_DROP_REASON_ prefix), e.g. NO_SOCKET"`
+	ReasonCode  uint32 `json:"kernel.drop.reason_code" doc:"the reason's numeric value on this kernel"`
+	Location    string `json:"kernel.drop.location" doc:"where the kernel dropped the packet: function+0xoffset, or the address when it cannot be symbolized"`
+	Function    string `json:"code.function.name,omitempty" doc:"the kernel function that dropped the packet (the location without its offset)"`
+	Transport   string `json:"network.transport" doc:"transport protocol: tcp, udp, icmp, icmpv6, sctp, or its IP protocol number"`
+	NetworkType string `json:"network.type,omitempty" doc:"ipv4 or ipv6; absent for other packets"`
+	Source      string `json:"source.address,omitempty" doc:"source IP address"`
+	Destination string `json:"destination.address,omitempty" doc:"destination IP address"`
+	SourcePort  uint16 `json:"source.port,omitempty" doc:"source port (TCP, UDP)"`
+	DestPort    uint16 `json:"destination.port,omitempty" doc:"destination port (TCP, UDP)"`
+	Size        uint32 `json:"kernel.packet.size" doc:"packet length (skb->len), in bytes"`
+	Interface   string `json:"network.interface.name,omitempty" doc:"interface the packet was on, when it had one"`
+	Ifindex     uint32 `json:"kernel.interface.index,omitempty" doc:"that interface's index in its network namespace"`
+	Netns       string `json:"kernel.netns.inode,omitempty" doc:"inode number of that interface's network namespace (as in /proc/PID/ns/net), in decimal"`
+	ThreadID    uint32 `json:"thread.id" doc:"thread running when the packet was dropped (in softirq context, whichever task was interrupted)"`
+	ProcessID   uint32 `json:"process.pid" doc:"process id (thread group) of that thread"`
+	ThreadName  string `json:"thread.name" doc:"that thread's command name (comm)"`
+	Stack       string `json:"code.stacktrace,omitempty" doc:"kernel stack of the drop, one function+0xoffset/0xsize frame per line, innermost first; only with kernel_stack"`
 }
 
 func (e *dropEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberWarn }
 
 func (e *dropEvent) Summary() string {
-	return fmt.Sprintf("%s drop %s:%d -> %s:%d (%s) at %s", e.Protocol, e.Saddr, e.Sport, e.Daddr, e.Dport, e.Reason, e.Location)
+	return fmt.Sprintf("%s drop %s:%d -> %s:%d (%s) at %s", e.Transport, e.Source, e.SourcePort, e.Destination, e.DestPort, e.Reason, e.Location)
 }
 
 var hooks = []bpf.Hook{{Name: "kfree_skb", Candidates: []bpf.Candidate{
@@ -87,17 +94,18 @@ var hooks = []bpf.Hook{{Name: "kfree_skb", Candidates: []bpf.Candidate{
 func init() {
 	tracing.RegisterEventTracing("dropwatch", newDropwatch,
 		tracing.WithDescription("Packets the kernel drops (skb/kfree_skb), with the drop reason by name, addresses, ports, interface and network namespace; filtered and rate-capped in the kernel."),
-		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 100} }),
-		tracing.WithEvent("dropwatch", &dropEvent{}, "A packet was dropped. Events beyond events_per_second are not sent but are counted in kernel.dropwatch.drops. Container: the one owning the network namespace of the device the drop happened on, when that is not the host's; else the container of the task running when the packet was freed (the sender, for locally generated packets)."),
+		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 100, AllReasons: true} }),
+		tracing.WithEvent("packet.drop", &dropEvent{}, "A packet was dropped. Events beyond events_per_second are not sent but are counted in kernel.dropwatch.drops. Container: the one owning the network namespace of the device the drop happened on, when that is not the host's; else the container of the task running when the packet was freed (the sender, for locally generated packets).",
+			tracing.Body("<transport> drop <source.address>:<source.port> -> <destination.address>:<destination.port> (<reason>) at <location>")),
 		tracing.WithMetrics(
-			metric.Desc{Name: "drops", Kind: metric.Counter, Unit: "{packet}", Description: "dropped packets that pass the filter, by reason, since the collector started (capped events included)",
-				Labels: []metric.Label{{Name: "reason", Description: "drop reason, as the running kernel names it"}}},
+			metric.Desc{Name: "drops", Kind: metric.Counter, Unit: "{packet}", Description: "dropped packets that pass the filter, by reason, since the collector started (capped events included); every reason of the running kernel's enum is reported, at 0 until its first drop, unless all_reasons is false",
+				Labels: []metric.Label{{Name: attrReason, Description: "drop reason, as the running kernel names it"}}},
 		),
 		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 	)
 }
 
-type bpfCollector struct {
+type dropwatchCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -115,14 +123,14 @@ type bpfCollector struct {
 
 func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, drops: map[uint32]uint64{}, containers: s.Containers},
+		TracingData: &dropwatchCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), drops: map[uint32]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per drop until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *dropwatchCollector) Start(ctx context.Context) error {
 	reasons, err := bpf.KernelEnum("skb_drop_reason", "SKB_DROP_REASON_")
 	if err != nil {
 		c.logger.Info("drop reasons will be numbers only", zap.Error(err))
@@ -159,7 +167,7 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 			c.logger.Warn("malformed drop event", zap.Error(err), zap.Int("bytes", len(raw)))
 			return
 		}
-		if err := c.storage.Save("dropwatch", c.container(&ev).ID, bpf.WallTime(ev.Hdr.TimestampNs), c.decode(&ev)); err != nil {
+		if err := c.storage.Save("packet.drop", c.container(&ev).ID, bpf.WallTime(ev.Hdr.TimestampNs), c.decode(&ev)); err != nil {
 			c.logger.Debug("dropwatch event not saved", zap.Error(err))
 		}
 	}, func(rd *bpf.EventReader) {
@@ -174,43 +182,51 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 // for locally generated packets (the loopback and local delivery run in
 // the sending task); for a packet from the wire dropped in a softirq it is
 // whichever task was interrupted, which is why the namespace comes first.
-func (c *bpfCollector) container(ev *bpfDropEvent) container.Container {
+func (c *dropwatchCollector) container(ev *bpfDropEvent) container.Container {
 	if ctr := c.containers.ContainerOfNetns(ev.Netns); !ctr.IsZero() {
 		return ctr
 	}
 	return c.containers.Resolve(container.CgroupIDs{Unified: ev.Hdr.CgroupId, Memory: ev.Hdr.MemcgId, CPU: ev.Hdr.CpuCgroupId})
 }
 
-func (c *bpfCollector) decode(ev *bpfDropEvent) *dropEvent {
+func (c *dropwatchCollector) decode(ev *bpfDropEvent) *dropEvent {
 	e := &dropEvent{
 		Reason: c.reasonName(ev.Reason), ReasonCode: ev.Reason,
-		Protocol: protocolName(ev.L4Proto), Sport: ev.Sport, Dport: ev.Dport, Len: ev.Len,
-		Ifname: bpf.CString(ev.Ifname[:]), Ifindex: ev.Ifindex, NetnsInode: ev.Netns,
-		Pid: ev.Hdr.Pid, Tgid: ev.Hdr.Tgid, Comm: bpf.CString(ev.Hdr.Comm[:]),
+		Transport: protocolName(ev.L4Proto), SourcePort: ev.Sport, DestPort: ev.Dport, Size: ev.Len,
+		Interface: bpf.CString(ev.Ifname[:]), Ifindex: ev.Ifindex,
+		ThreadID: ev.Hdr.Pid, ProcessID: ev.Hdr.Tgid, ThreadName: bpf.CString(ev.Hdr.Comm[:]),
 		Location: "0x" + strconv.FormatUint(ev.Location, 16),
+	}
+	if ev.Netns != 0 {
+		e.Netns = strconv.FormatUint(uint64(ev.Netns), 10)
 	}
 	switch ev.IpVersion {
 	case 4:
-		e.Saddr = netip.AddrFrom4([4]byte(ev.Saddr[:4])).String()
-		e.Daddr = netip.AddrFrom4([4]byte(ev.Daddr[:4])).String()
+		e.NetworkType = "ipv4"
+		e.Source = netip.AddrFrom4([4]byte(ev.Saddr[:4])).String()
+		e.Destination = netip.AddrFrom4([4]byte(ev.Daddr[:4])).String()
 	case 6:
-		e.Saddr = netip.AddrFrom16(ev.Saddr).String()
-		e.Daddr = netip.AddrFrom16(ev.Daddr).String()
+		e.NetworkType = "ipv6"
+		e.Source = netip.AddrFrom16(ev.Saddr).String()
+		e.Destination = netip.AddrFrom16(ev.Daddr).String()
 	}
 	if c.syms != nil {
 		e.Location = c.syms.Symbolize(ev.Location)
 		if ev.StackBytes > 0 {
-			e.Stack = trimProbeFrames(c.syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))])
+			e.Stack = strings.Join(trimProbeFrames(c.syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))]), "\n")
 		}
 	} else if syms := c.lazySyms(); syms != nil {
 		e.Location = syms.Symbolize(ev.Location)
+	}
+	if fn, _, ok := strings.Cut(e.Location, "+"); ok && !strings.HasPrefix(e.Location, "0x") {
+		e.Function = fn
 	}
 	return e
 }
 
 // lazySyms loads the symbol table on first use for the drop location
 // alone, and remembers a failure so as not to retry per event.
-func (c *bpfCollector) lazySyms() *ksym.Table {
+func (c *dropwatchCollector) lazySyms() *ksym.Table {
 	if c.syms == nil {
 		if t, err := ksym.Load(); err == nil {
 			c.syms = t
@@ -229,10 +245,13 @@ func (c *bpfCollector) lazySyms() *ksym.Table {
 // so that it starts where the kernel dropped the packet. Our program may
 // be missing from the symbol table (loaded after it was read) or be taken
 // for a neighbouring BPF program, so every JIT-ed BPF frame is skipped.
+// __traceiter_<event> is on the stack only while more than one probe is on
+// the tracepoint (with one, the kernel's static call jumps straight to it):
+// another tracer on kfree_skb must not change where our stack starts.
 func trimProbeFrames(syms *ksym.Table, addrs []uint64) []string {
 	for len(addrs) > 0 {
 		name, _, ok := syms.Resolve(addrs[0])
-		if ok && !strings.HasSuffix(name, " [bpf]") && !strings.HasPrefix(name, "bpf_trace_run") && !strings.HasPrefix(name, "__bpf_trace_") {
+		if ok && !strings.HasSuffix(name, " [bpf]") && !strings.HasPrefix(name, "bpf_trace_run") && !strings.HasPrefix(name, "__bpf_trace_") && !strings.HasPrefix(name, "__traceiter_") {
 			break
 		}
 		addrs = addrs[1:]
@@ -240,7 +259,7 @@ func trimProbeFrames(syms *ksym.Table, addrs []uint64) []string {
 	return syms.Stack(addrs)
 }
 
-func (c *bpfCollector) reasonName(code uint32) string {
+func (c *dropwatchCollector) reasonName(code uint32) string {
 	if names := c.reasons.Load(); names != nil {
 		if name, ok := (*names)[uint64(code)]; ok {
 			return name
@@ -250,7 +269,7 @@ func (c *bpfCollector) reasonName(code uint32) string {
 }
 
 // refresh copies the kernel's per-reason counts and the cap and loss counters.
-func (c *bpfCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
+func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
 	c.counters.Refresh(obj, rd)
 	var key uint32
 	var perCPU []uint64
@@ -273,13 +292,23 @@ func (c *bpfCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventR
 	c.mu.Unlock()
 }
 
-// Update reports the counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
+// Update reports the counters: with all_reasons, every reason of this
+// kernel's enum, at 0 until its first drop, so that a series exists before
+// its first increment and increase() sees that drop; else the reasons
+// that have dropped packets.
+func (c *dropwatchCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.counters.Data()
 	for code, n := range c.drops {
-		out = append(out, metric.NewCounterData("drops", float64(n), "", map[string]string{"reason": c.reasonName(code)}))
+		out = append(out, metric.NewCounterData("drops", float64(n), "", map[string]string{attrReason: c.reasonName(code)}))
+	}
+	if names := c.reasons.Load(); c.cfg.AllReasons && names != nil {
+		for code, name := range *names {
+			if _, counted := c.drops[uint32(code)]; !counted && code <= math.MaxUint32 && name != "MAX" {
+				out = append(out, metric.NewCounterData("drops", 0, "", map[string]string{attrReason: name}))
+			}
+		}
 	}
 	return out, nil
 }

@@ -47,8 +47,7 @@ func sendUDP(t *testing.T, port, n int) {
 
 func start(t *testing.T, cfg *Config, opts bpf.Options) *tracingtest.Harness {
 	testenv.RequireRoot(t, "loading BPF programs")
-	h := tracingtest.New(t, "dropwatch", cfg)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	h := tracingtest.New(t, "dropwatch", cfg, tracingtest.BPFOptions(opts))
 	h.Run(t)
 	// Attached once the hook has counted a drop: poke until it does.
 	require.Eventually(t, func() bool {
@@ -64,7 +63,7 @@ func drops(data []*metric.Data) map[string]float64 {
 	for _, d := range data {
 		switch d.Name {
 		case "drops":
-			out[d.Labels["reason"]] = d.Value
+			out[d.Labels["kernel.drop.reason"]] = d.Value
 		default:
 			out[d.Name] = d.Value
 		}
@@ -112,23 +111,26 @@ func TestUDPToAClosedPort(t *testing.T) {
 			assert.Len(t, events, before+packets, "one event per dropped packet")
 
 			for _, e := range events {
-				assert.Equal(t, "NO_SOCKET", e.Attr("reason"))
-				assert.Equal(t, "udp", e.Attr("protocol"))
-				assert.Equal(t, strconv.Itoa(port), e.Attr("dport"))
-				assert.Equal(t, "127.0.0.1", e.Attr("saddr"))
-				assert.Equal(t, "127.0.0.1", e.Attr("daddr"))
-				assert.Equal(t, "lo", e.Attr("ifname"))
-				assert.Equal(t, "1", e.Attr("ifindex"))
-				assert.NotEqual(t, "0", e.Attr("netns_inode"))
-				assert.Regexp(t, `^[a-z_0-9.]+\+0x[0-9a-f]+$`, e.Attr("location"))
-				st, ok := e.Attributes().Get("stack")
-				require.True(t, ok, "kernel_stack is on")
-				require.Greater(t, st.Slice().Len(), 2)
+				assert.Equal(t, "NO_SOCKET", e.Attr("kernel.drop.reason"))
+				assert.Equal(t, "udp", e.Attr("network.transport"))
+				assert.Equal(t, strconv.Itoa(port), e.Attr("destination.port"))
+				assert.Equal(t, "127.0.0.1", e.Attr("source.address"))
+				assert.Equal(t, "127.0.0.1", e.Attr("destination.address"))
+				assert.Equal(t, "lo", e.Attr("network.interface.name"))
+				assert.Equal(t, "1", e.Attr("kernel.interface.index"))
+				assert.Equal(t, "ipv4", e.Attr("network.type"))
+				assert.Regexp(t, `^[1-9][0-9]*$`, e.Attr("kernel.netns.inode"))
+				assert.Regexp(t, `^[a-z_0-9.]+\+0x[0-9a-f]+$`, e.Attr("kernel.drop.location"))
+				fn, _, _ := strings.Cut(e.Attr("kernel.drop.location"), "+")
+				assert.Equal(t, fn, e.Attr("code.function.name"))
+				st := e.Attr("code.stacktrace")
+				require.NotEmpty(t, st, "kernel_stack is on")
+				frames := strings.Split(st, "\n")
+				require.Greater(t, len(frames), 2)
 				// The drop location's function is at the top of the stack,
 				// under at most the function that fires the tracepoint
 				// (kfree_skb_reason on 6.1, sk_skb_reason_drop on 6.18).
-				fn, _, _ := strings.Cut(e.Attr("location"), "+")
-				top := st.Slice().At(0).Str() + " " + st.Slice().At(1).Str()
+				top := frames[0] + " " + frames[1]
 				assert.Contains(t, top, fn+"+", "the stack starts where the packet was dropped")
 			}
 			got := waitDrops(t, h, "NO_SOCKET", base+packets)
@@ -159,7 +161,7 @@ func TestDropsCarryTheSendersContainer(t *testing.T) {
 			}
 			pid := testenv.RunUDPSender(t, port, 3, cg.Dirs...)
 			// The sender is a Go program: it may send from any of its threads.
-			events := h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return e.Attr("tgid") == strconv.Itoa(pid) })
+			events := h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return e.Attr("process.pid") == strconv.Itoa(pid) })
 			for _, e := range events {
 				assert.Equal(t, id, e.ContainerID())
 				attrs := e.Resource.Attributes().AsRaw()
@@ -195,10 +197,10 @@ func TestFullReceiveBuffer(t *testing.T) {
 	sendUDP(t, port, 200)
 	got := waitDrops(t, h, "SOCKET_RCVBUFF", 100)
 	events := h.WaitEvents(t, 5*time.Second, int(got["SOCKET_RCVBUFF"]), func(e tracingtest.Event) bool {
-		return e.Attr("reason") == "SOCKET_RCVBUFF"
+		return e.Attr("kernel.drop.reason") == "SOCKET_RCVBUFF"
 	})
 	for _, e := range events {
-		assert.Equal(t, strconv.Itoa(port), e.Attr("dport"))
+		assert.Equal(t, strconv.Itoa(port), e.Attr("destination.port"))
 	}
 }
 
@@ -212,15 +214,15 @@ func TestEventsPerSecondCap(t *testing.T) {
 	got := waitDrops(t, h, "NO_SOCKET", float64(before+packets))
 	time.Sleep(300 * time.Millisecond)
 	emitted := len(h.Events(t)) - before
-	t.Logf("emitted %d of %d, limited %v", emitted, packets, got["limited"])
+	t.Logf("emitted %d of %d, limited %v", emitted, packets, got["events.limited"])
 	// The burst takes well under a second but may straddle a window boundary.
 	assert.LessOrEqual(t, emitted, 2*limit)
 	assert.GreaterOrEqual(t, emitted, limit)
 	require.Eventually(t, func() bool {
 		got = drops(h.Update(t))
-		return got["limited"] >= float64(packets-emitted)
+		return got["events.limited"] >= float64(packets-emitted)
 	}, 5*time.Second, 100*time.Millisecond)
-	assert.Equal(t, got["NO_SOCKET"], float64(len(h.Events(t)))+got["limited"], "every drop is either an event or counted as limited")
+	assert.Equal(t, got["NO_SOCKET"], float64(len(h.Events(t)))+got["events.limited"], "every drop is either an event or counted as limited")
 }
 
 func TestValidate(t *testing.T) {
@@ -229,7 +231,35 @@ func TestValidate(t *testing.T) {
 	assert.NoError(t, (&Config{Protocol: "tcp", Port: 80}).Validate())
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
+
+// TestEveryReasonStartsAtZero: with all_reasons (the default) every reason
+// of the running kernel's enum has a drops series before its first drop,
+// so that increase() over a window holding that drop sees it; without it,
+// only reasons that dropped something are reported.
+func TestEveryReasonStartsAtZero(t *testing.T) {
+	names, err := bpf.KernelEnum("skb_drop_reason", "SKB_DROP_REASON_")
+	require.NoError(t, err)
+	port := closedPort(t)
+	h := start(t, &Config{Protocol: "udp", Port: port, AllReasons: true}, bpf.Options{})
+	got := waitDrops(t, h, "NO_SOCKET", 1)
+	for _, name := range names {
+		if name == "MAX" {
+			continue
+		}
+		v, ok := got[name]
+		assert.True(t, ok, "reason %s has a series", name)
+		if name != "NO_SOCKET" {
+			// Only the test's own UDP drops pass its port filter.
+			assert.Zero(t, v, "reason %s", name)
+		}
+	}
+	assert.NotContains(t, got, "MAX", "the enum's bound is not a reason")
+
+	h = start(t, &Config{Protocol: "udp", Port: port, AllReasons: false}, bpf.Options{})
+	got = waitDrops(t, h, "NO_SOCKET", 1)
+	for name, v := range got {
+		if name != "events.lost" && name != "events.limited" {
+			assert.NotZero(t, v, "without all_reasons only reasons with drops are reported: %s", name)
+		}
+	}
 }

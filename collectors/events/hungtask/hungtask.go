@@ -49,27 +49,28 @@ func (c *Config) Validate() error {
 
 // hungEvent is one hung task.
 type hungEvent struct {
-	Pid            uint32        `json:"pid" doc:"thread id of the hung task"`
-	Tgid           uint32        `json:"tgid" doc:"process id of the hung task"`
-	Comm           string        `json:"comm" doc:"command name of the hung task"`
-	TimeoutSeconds int           `json:"hung_task_timeout_secs" doc:"kernel.hung_task_timeout_secs when the event was read: the task was blocked at least this long"`
-	Stack          []string      `json:"stack" doc:"kernel stack of the hung task, innermost first (function+0xoffset/0xsize, from /proc/PID/stack)"`
-	BlockedTotal   int           `json:"blocked_tasks_total" doc:"other tasks in D state at that moment"`
-	Blocked        []blockedTask `json:"blocked_tasks" doc:"up to max_blocked_tasks of them, each with pid, tgid, comm and kernel stack"`
+	ThreadID     uint32        `json:"thread.id" doc:"thread id of the hung task"`
+	ProcessID    uint32        `json:"process.pid" doc:"process id (thread group) of the hung task"`
+	ThreadName   string        `json:"thread.name" doc:"command name (comm) of the hung task"`
+	Timeout      int           `json:"kernel.hung_task.timeout" doc:"the sysctl kernel.hung_task_timeout_secs when the event was read, in seconds: the task was blocked at least this long"`
+	Stack        string        `json:"code.stacktrace" doc:"kernel stack of the hung task, one function+0xoffset/0xsize frame per line, innermost first (from /proc/PID/stack)"`
+	BlockedTotal int           `json:"kernel.blocked_tasks.count" doc:"other tasks in D state at that moment"`
+	Blocked      []blockedTask `json:"kernel.blocked_tasks.list" doc:"up to max_blocked_tasks of them, each a map of the keys below"`
 }
 
+// blockedTask is one other task in D state when the hung task was reported.
 type blockedTask struct {
-	Pid         int      `json:"pid" doc:"thread id"`
-	Tgid        int      `json:"tgid" doc:"process id"`
-	Comm        string   `json:"comm" doc:"command name"`
-	ContainerID string   `json:"container_id,omitempty" doc:"the task's container (bare id), absent for a host task: blocked tasks of other containers are often the cause"`
-	Stack       []string `json:"stack" doc:"kernel stack, innermost first"`
+	ThreadID    int    `json:"thread.id" doc:"thread id"`
+	ProcessID   int    `json:"process.pid" doc:"process id (thread group)"`
+	ThreadName  string `json:"thread.name" doc:"command name (comm)"`
+	ContainerID string `json:"container.id,omitempty" doc:"the task's container (bare id), absent for a host task: blocked tasks of other containers are often the cause"`
+	Stack       string `json:"code.stacktrace" doc:"kernel stack, one frame per line, innermost first"`
 }
 
 func (e *hungEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
 
 func (e *hungEvent) Summary() string {
-	return fmt.Sprintf("task %s:%d blocked in D state for more than %d seconds (%d other tasks blocked)", e.Comm, e.Pid, e.TimeoutSeconds, e.BlockedTotal)
+	return fmt.Sprintf("task %s:%d blocked in D state for more than %d seconds (%d other tasks blocked)", e.ThreadName, e.ThreadID, e.Timeout, e.BlockedTotal)
 }
 
 var hooks = []bpf.Hook{{Name: "sched_process_hang", Candidates: []bpf.Candidate{
@@ -81,13 +82,14 @@ func init() {
 	tracing.RegisterEventTracing("hungtask", newHungtask,
 		tracing.WithDescription("Tasks blocked in D state beyond kernel.hung_task_timeout_secs (the kernel's hung-task detector), with the kernel stacks of every blocked task."),
 		tracing.WithConfig(func() *Config { return &Config{MaxBlockedTasks: 32, EventsPerSecond: 10} }),
-		tracing.WithEvent("hungtask", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks. Container: the hung task's; each other blocked task names its own."),
-		tracing.WithMetrics(metric.Desc{Name: "events", Kind: metric.Counter, Unit: "{task}", Description: "hung-task reports seen since the collector started"}),
+		tracing.WithEvent("task.hung", &hungEvent{}, "The hung-task detector reported a task. One event per report: a task that stays blocked is reported again at later checks. Container: the hung task's; each other blocked task names its own.",
+			tracing.Body("task <thread.name>:<thread.id> blocked in D state for more than <timeout> seconds (<count> other tasks blocked)")),
+		tracing.WithMetrics(metric.Desc{Name: "reports", Kind: metric.Counter, Unit: "{report}", Description: "hung-task reports seen since the collector started"}),
 		tracing.WithMetrics(bpf.EventCounterDescs("{task}")...),
 	)
 }
 
-type bpfCollector struct {
+type hungtaskCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -109,14 +111,14 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("the kernel has no hung-task detector (CONFIG_DETECT_HUNG_TASK)")
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, containers: s.Containers},
+		TracingData: &hungtaskCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), proc: proc, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per report until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *hungtaskCollector) Start(ctx context.Context) error {
 	if err := bpf.CheckPrivileges(); err != nil {
 		return err
 	}
@@ -148,19 +150,19 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
 }
 
-func (c *bpfCollector) save(raw bpfHungEvent) {
+func (c *hungtaskCollector) save(raw bpfHungEvent) {
 	pid := int(raw.Task.Pid)
 	e := &hungEvent{
-		Pid:            raw.Task.Pid,
-		Tgid:           raw.Task.Tgid,
-		Comm:           bpf.CString(raw.Task.Comm[:]),
-		TimeoutSeconds: readInt("/proc/sys/kernel/hung_task_timeout_secs"),
-		Stack:          stack(fmt.Sprintf("/proc/%d/stack", pid)),
+		ThreadID:   raw.Task.Pid,
+		ProcessID:  raw.Task.Tgid,
+		ThreadName: bpf.CString(raw.Task.Comm[:]),
+		Timeout:    readInt("/proc/sys/kernel/hung_task_timeout_secs"),
+		Stack:      stack(fmt.Sprintf("/proc/%d/stack", pid)),
 	}
-	if e.Tgid == 0 { // the tracepoint path knows only the pid
+	if e.ProcessID == 0 { // the tracepoint path knows only the pid
 		if st, err := c.proc.Proc(pid); err == nil {
 			if status, err := st.NewStatus(); err == nil {
-				e.Tgid = uint32(status.TGID)
+				e.ProcessID = uint32(status.TGID)
 			}
 		}
 	}
@@ -171,13 +173,13 @@ func (c *bpfCollector) save(raw bpfHungEvent) {
 	if ctr.IsZero() && raw.TaskKnown == 0 {
 		ctr = c.containers.ContainerOfPID(pid)
 	}
-	if err := c.storage.Save("hungtask", ctr.ID, bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
+	if err := c.storage.Save("task.hung", ctr.ID, bpf.WallTime(raw.Task.TimestampNs), e); err != nil {
 		c.logger.Debug("hungtask event not saved", zap.Error(err))
 	}
 }
 
 // blockedTasks lists the threads in D state other than the hung one.
-func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
+func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 	threads, err := tasks.Uninterruptible(c.proc)
 	if err != nil {
 		return 0, nil
@@ -191,7 +193,7 @@ func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
 		total++
 		if len(out) < c.cfg.MaxBlockedTasks {
 			out = append(out, blockedTask{
-				Pid: th.Tid, Tgid: th.Tgid, Comm: th.Stat.Comm,
+				ThreadID: th.Tid, ProcessID: th.Tgid, ThreadName: th.Stat.Comm,
 				ContainerID: c.containers.ContainerOfPID(th.Tgid).ID,
 				Stack:       stack(fmt.Sprintf("/proc/%d/task/%d/stack", th.Tgid, th.Tid)),
 			})
@@ -201,8 +203,8 @@ func (c *bpfCollector) blockedTasks(except int) (int, []blockedTask) {
 }
 
 // Update reports the counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
-	return append(c.counters.Data(), metric.NewCounterData("events", float64(c.events.Load()), "", nil)), nil
+func (c *hungtaskCollector) Update() ([]*metric.Data, error) {
+	return append(c.counters.Data(), metric.NewCounterData("reports", float64(c.events.Load()), "", nil)), nil
 }
 
 // capSysPtrace is CAP_SYS_PTRACE (linux/capability.h).
@@ -226,19 +228,25 @@ func checkStackAccess() error {
 	return nil
 }
 
-// stack reads a /proc stack file: "[<0>] func+0x1a/0x50" lines.
-func stack(path string) []string {
+// stack reads a /proc stack file as code.stacktrace: its frames, one per line.
+func stack(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil
+		return ""
 	}
+	return parseStack(b)
+}
+
+// parseStack keeps the frames of /proc/PID/stack's "[<0>] func+0x1a/0x50"
+// lines, one per line, innermost first.
+func parseStack(b []byte) string {
 	var out []string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		if _, frame, ok := strings.Cut(line, "] "); ok {
 			out = append(out, frame)
 		}
 	}
-	return out
+	return strings.Join(out, "\n")
 }
 
 func readInt(path string) int {

@@ -49,8 +49,7 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	cg := testenv.NewContainerCgroups(t, "system.slice/docker-"+id+".scope")
 	fs := testenv.NewFrozenFS(t)
 
-	h := tracingtest.New(t, "hungtask", nil)
-	setOpts(h.Attr.TracingData.(*bpfCollector), opts)
+	h := tracingtest.New(t, "hungtask", nil, tracingtest.BPFOptions(opts))
 	h.Run(t)
 	h.WaitAttached(t, 30*time.Second)
 
@@ -61,40 +60,38 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 	}
 	wantContainer := map[string]string{strconv.Itoa(writers[0]): id, strconv.Itoa(writers[1]): ""}
 	want := map[string]bool{strconv.Itoa(writers[0]): true, strconv.Itoa(writers[1]): true}
-	events := h.WaitEvents(t, 20*time.Second, 2, func(e tracingtest.Event) bool { return want[e.Attr("pid")] })
+	events := h.WaitEvents(t, 20*time.Second, 2, func(e tracingtest.Event) bool { return want[e.Attr("thread.id")] })
 	fs.Thaw()
 
 	seen := map[string]bool{}
 	for _, e := range events {
-		pid := e.Attr("pid")
+		pid := e.Attr("thread.id")
 		seen[pid] = true
-		assert.Equal(t, "kernel.hungtask", e.EventName())
-		assert.Equal(t, "sh", e.Attr("comm"))
-		assert.Equal(t, pid, e.Attr("tgid"), "a single-threaded shell")
-		assert.Equal(t, "2", e.Attr("hung_task_timeout_secs"))
+		assert.Equal(t, "kernel.task.hung", e.EventName())
+		assert.Equal(t, "sh", e.Attr("thread.name"))
+		assert.Equal(t, pid, e.Attr("process.pid"), "a single-threaded shell")
+		assert.Equal(t, "2", e.Attr("kernel.hung_task.timeout"))
 		assert.Equal(t, "Error", e.SeverityText())
 		assert.Equal(t, wantContainer[pid], e.ContainerID(), "writer %s", pid)
 
-		st, ok := e.Attributes().Get("stack")
-		require.True(t, ok)
-		frames := st.AsRaw().([]any)
-		require.NotEmpty(t, frames)
-		assert.True(t, slices.ContainsFunc(frames, func(f any) bool { return strings.Contains(f.(string), "percpu_rwsem") }),
+		frames := strings.Split(e.Attr("code.stacktrace"), "\n")
+		require.NotEmpty(t, frames[0])
+		assert.True(t, slices.ContainsFunc(frames, func(f string) bool { return strings.Contains(f, "percpu_rwsem") }),
 			"a writer to a frozen fs waits on the superblock's rwsem: %v", frames)
 
 		// The other writer is among the blocked tasks, with its stack.
-		blocked, ok := e.Attributes().Get("blocked_tasks")
+		blocked, ok := e.Attributes().Get("kernel.blocked_tasks.list")
 		require.True(t, ok)
 		var others []string
 		for _, b := range blocked.Slice().All() {
 			m := b.Map()
-			p, _ := m.Get("pid")
+			p, _ := m.Get("thread.id")
 			others = append(others, p.AsString())
 			if want[p.AsString()] {
-				s, _ := m.Get("stack")
-				assert.NotZero(t, s.Slice().Len())
+				s, _ := m.Get("code.stacktrace")
+				assert.NotEmpty(t, s.Str())
 				got := ""
-				if c, ok := m.Get("container_id"); ok {
+				if c, ok := m.Get("container.id"); ok {
 					got = c.Str()
 				}
 				assert.Equal(t, wantContainer[p.AsString()], got, "blocked task %s", p.AsString())
@@ -105,17 +102,14 @@ func testHungWriters(t *testing.T, opts bpf.Options) {
 				assert.Contains(t, others, other)
 			}
 		}
-		n, _ := e.Attributes().Get("blocked_tasks_total")
+		n, _ := e.Attributes().Get("kernel.blocked_tasks.count")
 		assert.GreaterOrEqual(t, n.Int(), int64(1))
 	}
 	assert.Len(t, seen, 2)
 
-	data := h.Update(t)
-	for _, d := range data {
-		if d.Name == "events" {
-			assert.GreaterOrEqual(t, d.Value, 2.0)
-		}
-	}
+	reports, ok := tracingtest.Point(h.Update(t), "reports", nil)
+	assert.True(t, ok)
+	assert.GreaterOrEqual(t, reports, 2.0)
 }
 
 func TestStartStopsCleanly(t *testing.T) {
@@ -126,7 +120,7 @@ func TestStartStopsCleanly(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		wg.Add(1)
 		var err error
-		go func() { defer wg.Done(); err = h.Attr.TracingData.(*bpfCollector).Start(ctx) }()
+		go func() { defer wg.Done(); err = h.Attr.TracingData.(*hungtaskCollector).Start(ctx) }()
 		time.Sleep(200 * time.Millisecond)
 		cancel()
 		wg.Wait()
@@ -139,7 +133,3 @@ func TestValidate(t *testing.T) {
 	assert.NoError(t, (&Config{MaxBlockedTasks: 3}).Validate())
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
-}

@@ -62,20 +62,20 @@ func (c *Config) Validate() error {
 
 // linkEvent is one change of one interface.
 type linkEvent struct {
-	Ifname          string `json:"ifname" doc:"interface name"`
-	Ifindex         int    `json:"ifindex" doc:"interface index in its network namespace"`
-	Change          string `json:"change" doc:"admin_up or admin_down (the IFF_UP flag), carrier_up or carrier_down (IFF_LOWER_UP)"`
-	AdminState      string `json:"admin_state" doc:"up or down, after the change"`
-	Carrier         string `json:"carrier" doc:"up or down, after the change"`
-	OperState       string `json:"oper_state" doc:"RFC 2863 operational state (IFLA_OPERSTATE): up, down, lowerlayerdown, dormant, notpresent, testing or unknown"`
-	MTU             int    `json:"mtu" doc:"MTU in bytes"`
-	MAC             string `json:"mac,omitempty" doc:"hardware address"`
-	Kind            string `json:"kind" doc:"link type from rtnetlink: device for a physical NIC, or veth, bridge, bond, dummy, ..."`
-	Driver          string `json:"driver,omitempty" doc:"driver name (ethtool); absent when the device has no ethtool driver info"`
-	DriverVersion   string `json:"driver_version,omitempty" doc:"driver version (ethtool)"`
-	FirmwareVersion string `json:"firmware_version,omitempty" doc:"firmware version (ethtool)"`
-	BusInfo         string `json:"bus_info,omitempty" doc:"bus address, e.g. the PCI slot (ethtool)"`
-	NetnsInode      uint32 `json:"netns_inode" doc:"inode of the interface's network namespace (as in /proc/PID/ns/net)"`
+	Interface       string `json:"network.interface.name" doc:"interface name"`
+	Ifindex         int    `json:"kernel.interface.index" doc:"interface index in its network namespace"`
+	Change          string `json:"kernel.link.change_type" doc:"admin_up or admin_down (the IFF_UP flag), carrier_up or carrier_down (IFF_LOWER_UP)"`
+	AdminState      string `json:"kernel.link.admin_state" doc:"up or down, after the change"`
+	Carrier         string `json:"kernel.link.carrier" doc:"up or down, after the change"`
+	OperState       string `json:"kernel.link.oper_state" doc:"RFC 2863 operational state (IFLA_OPERSTATE): up, down, lowerlayerdown, dormant, notpresent, testing or unknown"`
+	MTU             int    `json:"kernel.link.mtu" doc:"MTU, in bytes"`
+	MAC             string `json:"kernel.link.mac,omitempty" doc:"hardware address"`
+	Kind            string `json:"kernel.link.kind" doc:"link type from rtnetlink: device for a physical NIC, or veth, bridge, bond, dummy, ..."`
+	Driver          string `json:"kernel.link.driver,omitempty" doc:"driver name (ethtool); absent when the device has no ethtool driver info"`
+	DriverVersion   string `json:"hw.driver_version,omitempty" doc:"driver version (ethtool)"`
+	FirmwareVersion string `json:"hw.firmware_version,omitempty" doc:"firmware version (ethtool)"`
+	BusInfo         string `json:"kernel.link.bus_info,omitempty" doc:"bus address, e.g. the PCI slot (ethtool)"`
+	Netns           string `json:"kernel.netns.inode" doc:"inode number of the interface's network namespace (as in /proc/PID/ns/net), in decimal"`
 }
 
 // Severity is WARN for a link going down, INFO for one coming up.
@@ -90,13 +90,13 @@ func (e *linkEvent) Severity() plog.SeverityNumber {
 func (e *linkEvent) Summary() string {
 	switch e.Change {
 	case changeAdminUp:
-		return e.Ifname + ": admin up"
+		return e.Interface + ": admin up"
 	case changeAdminDown:
-		return e.Ifname + ": admin down"
+		return e.Interface + ": admin down"
 	case changeCarrierUp:
-		return e.Ifname + ": carrier up"
+		return e.Interface + ": carrier up"
 	default:
-		return e.Ifname + ": carrier down"
+		return e.Interface + ": carrier down"
 	}
 }
 
@@ -109,19 +109,27 @@ const (
 
 var allChanges = [...]string{changeAdminUp, changeAdminDown, changeCarrierUp, changeCarrierDown}
 
+// The attributes the link.changes series share with the event.
+const (
+	attrInterface = "network.interface.name"
+	attrChange    = "kernel.link.change_type"
+	attrNetns     = "kernel.netns.inode"
+)
+
 func init() {
 	tracing.RegisterEventTracing("netdev", newNetdev,
 		tracing.WithDescription("Network interfaces going admin up/down and gaining/losing carrier, from rtnetlink, with ethtool driver info."),
 		tracing.WithConfig(func() *Config { return &Config{} }),
-		tracing.WithEvent("netdev", &linkEvent{}, "An interface changed admin state or carrier. One event per change: bringing a link down administratively usually also drops its carrier, which is a second event. Container: the one whose processes are in the interface's network namespace (a pod's namespace: its first container, with the pod uid); none for the host's."),
+		tracing.WithEvent("link.change", &linkEvent{}, "An interface changed admin state or carrier. One event per change: bringing a link down administratively usually also drops its carrier, which is a second event. Container: the one whose processes are in the interface's network namespace (a pod's namespace: its first container, with the pod uid); none for the host's.",
+			tracing.SeverityVaries("WARN for admin_down and carrier_down, INFO for admin_up and carrier_up"),
+			tracing.Body("<interface>: admin up|admin down|carrier up|carrier down")),
 		tracing.WithMetrics(metric.Desc{
-			Name: "link_changes", Kind: metric.Counter, Unit: "{change}",
-			Description: "link state changes seen since the collector started; a removed interface is reported once more, then forgotten",
+			Name: "link.changes", Kind: metric.Counter, Unit: "{change}",
+			Description: "link state changes since the collector started, per interface and kind of change; each interface's four series are reported from 0 as soon as the interface is seen, so the first change shows in increase(); an interface removed is reported once more, then forgotten",
 			Labels: []metric.Label{
-				{Name: "device", Description: "interface name"},
-				{Name: "change", Description: "admin_up, admin_down, carrier_up or carrier_down"},
-				{Name: "driver", Description: "driver name from ethtool, empty if unknown"},
-				{Name: "netns_inode", Description: "inode of the interface's network namespace"},
+				{Name: attrInterface, Description: "interface name"},
+				{Name: attrChange, Description: "admin_up, admin_down, carrier_up or carrier_down"},
+				{Name: attrNetns, Description: "inode number of the interface's network namespace, in decimal"},
 			},
 		}),
 	)
@@ -146,15 +154,14 @@ type netdevCollector struct {
 	counts map[seriesKey]*series
 }
 
-// seriesKey is exactly the label set of one link_changes series (driver
-// aside, which follows the device), so that no two series share labels.
+// seriesKey is exactly the label set of one link.changes series, so that
+// no two series share labels.
 type seriesKey struct {
 	netns          uint32
 	device, change string
 }
 
 type series struct {
-	driver  string
 	count   uint64
 	removed bool // no interface has this name any more: report once more, then forget
 }
@@ -278,7 +285,13 @@ func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 		c.gone(w.inode, prev.name) // renamed
 	}
 	c.present(w.inode, attrs.Name)
-	if !seen || !c.wanted(attrs.Name) {
+	if !c.wanted(attrs.Name) {
+		return
+	}
+	if !seen {
+		// Known from now on: its series start at 0, so that the first
+		// change is an increase and not a series appearing at 1.
+		c.track(w.inode, attrs.Name)
 		return
 	}
 	changes := diff(prev.linkState, now)
@@ -288,15 +301,15 @@ func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 	info := w.driverInfo(attrs.Name)
 	for _, change := range changes {
 		ev := &linkEvent{
-			Ifname: attrs.Name, Ifindex: idx, Change: change,
+			Interface: attrs.Name, Ifindex: idx, Change: change,
 			AdminState: upDown(now.admin), Carrier: upDown(now.carrier),
 			OperState: operState(attrs.OperState), MTU: attrs.MTU, MAC: hwAddr(attrs.HardwareAddr),
-			Kind: u.Link.Type(), NetnsInode: w.inode,
+			Kind: u.Link.Type(), Netns: strconv.FormatUint(uint64(w.inode), 10),
 			Driver: info.Driver, DriverVersion: info.Version, FirmwareVersion: info.FwVersion, BusInfo: info.BusInfo,
 		}
-		c.count(w.inode, attrs.Name, change, info.Driver)
+		c.count(w.inode, attrs.Name, change)
 		// An interface in a container's namespace is that container's.
-		if err := c.storage.Save("netdev", c.containers.ContainerOfNetns(w.inode).ID, time.Now(), ev); err != nil {
+		if err := c.storage.Save("link.change", c.containers.ContainerOfNetns(w.inode).ID, time.Now(), ev); err != nil {
 			c.logger.Debug("netdev event not saved", zap.Error(err))
 		}
 	}
@@ -360,7 +373,19 @@ func hwAddr(a net.HardwareAddr) string {
 	return a.String()
 }
 
-func (c *netdevCollector) count(netnsInode uint32, device, change, driver string) {
+// track gives a newly seen interface its four series at 0.
+func (c *netdevCollector) track(netnsInode uint32, device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, change := range allChanges {
+		k := seriesKey{netnsInode, device, change}
+		if _, ok := c.counts[k]; !ok {
+			c.counts[k] = &series{}
+		}
+	}
+}
+
+func (c *netdevCollector) count(netnsInode uint32, device, change string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := seriesKey{netnsInode, device, change}
@@ -369,7 +394,6 @@ func (c *netdevCollector) count(netnsInode uint32, device, change, driver string
 		s = &series{}
 		c.counts[k] = s
 	}
-	s.driver = driver
 	s.count++
 	s.removed = false
 }
@@ -442,9 +466,9 @@ func (c *netdevCollector) Update() ([]*metric.Data, error) {
 	defer c.mu.Unlock()
 	out := make([]*metric.Data, 0, len(c.counts))
 	for k, s := range c.counts {
-		out = append(out, metric.NewCounterData("link_changes", float64(s.count), "", map[string]string{
-			"device": k.device, "change": k.change, "driver": s.driver,
-			"netns_inode": strconv.FormatUint(uint64(k.netns), 10),
+		out = append(out, metric.NewCounterData("link.changes", float64(s.count), "", map[string]string{
+			attrInterface: k.device, attrChange: k.change,
+			attrNetns: strconv.FormatUint(uint64(k.netns), 10),
 		}))
 		if s.removed {
 			delete(c.counts, k)

@@ -61,7 +61,7 @@ func TestSeverityAndSummary(t *testing.T) {
 		changeCarrierUp:   {plog.SeverityNumberInfo, "eth0: carrier up"},
 		changeCarrierDown: {plog.SeverityNumberWarn, "eth0: carrier down"},
 	} {
-		e := &linkEvent{Ifname: "eth0", Change: change}
+		e := &linkEvent{Interface: "eth0", Change: change}
 		assert.Equal(t, want.sev, e.Severity(), change)
 		assert.Equal(t, want.summary, e.Summary(), change)
 	}
@@ -93,10 +93,10 @@ func TestSeries(t *testing.T) {
 		require.NoError(t, err)
 		return counters(data)
 	}
-	c.count(1, "eth0", changeAdminUp, "e1000")
-	c.count(1, "eth0", changeAdminUp, "e1000")
-	c.count(1, "eth1", changeCarrierDown, "")
-	c.count(2, "eth0", changeAdminUp, "veth") // same name, another namespace
+	c.count(1, "eth0", changeAdminUp)
+	c.count(1, "eth0", changeAdminUp)
+	c.count(1, "eth1", changeCarrierDown)
+	c.count(2, "eth0", changeAdminUp) // same name, another namespace
 	assert.Equal(t, map[string]float64{"1 eth0 admin_up": 2, "1 eth1 carrier_down": 1, "2 eth0 admin_up": 1}, update())
 
 	c.gone(1, "eth0")
@@ -106,7 +106,7 @@ func TestSeries(t *testing.T) {
 	assert.Equal(t, map[string]float64{"1 eth1 carrier_down": 1, "2 eth0 admin_up": 1}, update())
 
 	c.forgetNetns(2)
-	c.count(1, "eth0", changeAdminDown, "e1000") // a new eth0 starts from zero
+	c.count(1, "eth0", changeAdminDown) // a new eth0 starts from zero
 	assert.Equal(t, map[string]float64{"1 eth0 admin_down": 1, "1 eth1 carrier_down": 1, "2 eth0 admin_up": 1}, update())
 	assert.Equal(t, map[string]float64{"1 eth0 admin_down": 1, "1 eth1 carrier_down": 1}, update())
 }
@@ -212,15 +212,20 @@ func TestVethEventsInANamespace(t *testing.T) {
 	// The initial dump (lo, kv0, kv1, skip0, skip1) sets the baselines silently.
 	waitHandled(t, h, 5)
 	waitHandled(t, hInc, 5)
+	// Every interface seen has its four series, at 0 before any change, so
+	// that the first change is an increase (what alerts look for).
+	ino := strconv.FormatUint(inode, 10)
+	assert.Equal(t, zeroSeries(ino, "lo", "kv0", "kv1"), seriesOf(h.Update(t)))
+	assert.Equal(t, zeroSeries(ino, "kv1"), seriesOf(hInc.Update(t)))
 
 	link(t, ns, "set", "skip0", "up") // excluded: nothing
 	link(t, ns, "set", "skip1", "up") // excluded (carrier comes on both skip ends): nothing
 	link(t, ns, "set", "kv0", "up")   // admin up; no carrier until the peer is up
 	first := h.WaitEvents(t, 5*time.Second, 1, nil)
-	assert.Equal(t, "kv0", first[0].Attr("ifname"))
-	assert.Equal(t, "admin_up", first[0].Attr("change"))
-	assert.Equal(t, "up", first[0].Attr("admin_state"))
-	assert.Equal(t, "down", first[0].Attr("carrier"))
+	assert.Equal(t, "kv0", first[0].Attr("network.interface.name"))
+	assert.Equal(t, "admin_up", first[0].Attr("kernel.link.change_type"))
+	assert.Equal(t, "up", first[0].Attr("kernel.link.admin_state"))
+	assert.Equal(t, "down", first[0].Attr("kernel.link.carrier"))
 	link(t, ns, "set", "kv1", "up") // both up: kv1 admin up, carrier on both ends
 	h.WaitEvents(t, 5*time.Second, 4, nil)
 	link(t, ns, "set", "kv0", "down") // kv0 admin + carrier down; kv1 loses carrier
@@ -233,21 +238,21 @@ func TestVethEventsInANamespace(t *testing.T) {
 	var got []string
 	kvIndex := map[string]string{}
 	for _, e := range events {
-		name, change := e.Attr("ifname"), e.Attr("change")
+		name, change := e.Attr("network.interface.name"), e.Attr("kernel.link.change_type")
 		got = append(got, name+" "+change)
-		assert.Equal(t, "veth", e.Attr("driver"), "ethtool in the namespace")
-		assert.NotEmpty(t, e.Attr("driver_version"))
-		assert.Equal(t, "", e.Attr("firmware_version"))
-		assert.Equal(t, "", e.Attr("bus_info"))
-		assert.Equal(t, "veth", e.Attr("kind"))
-		assert.Equal(t, strconv.FormatUint(inode, 10), e.Attr("netns_inode"))
+		assert.Equal(t, "veth", e.Attr("kernel.link.driver"), "ethtool in the namespace")
+		assert.NotEmpty(t, e.Attr("hw.driver_version"))
+		assert.Equal(t, "", e.Attr("hw.firmware_version"))
+		assert.Equal(t, "", e.Attr("kernel.link.bus_info"))
+		assert.Equal(t, "veth", e.Attr("kernel.link.kind"))
+		assert.Equal(t, strconv.FormatUint(inode, 10), e.Attr("kernel.netns.inode"))
 		assert.Equal(t, "", e.ContainerID())
-		assert.Regexp(t, `^([0-9a-f]{2}:){5}[0-9a-f]{2}$`, e.Attr("mac"))
-		assert.Equal(t, "1500", e.Attr("mtu"))
+		assert.Regexp(t, `^([0-9a-f]{2}:){5}[0-9a-f]{2}$`, e.Attr("kernel.link.mac"))
+		assert.Equal(t, "1500", e.Attr("kernel.link.mtu"))
 		// The operational state comes from linkwatch, a moment after the
 		// flags: the message that first has IFF_LOWER_UP may still say
 		// lowerlayerdown.
-		assert.Contains(t, []string{"up", "down", "lowerlayerdown"}, e.Attr("oper_state"))
+		assert.Contains(t, []string{"up", "down", "lowerlayerdown"}, e.Attr("kernel.link.oper_state"))
 		assert.Equal(t, name+": "+strings.ReplaceAll(change, "_", " "), e.Body().Str())
 		if strings.HasSuffix(change, "_down") {
 			assert.Equal(t, plog.SeverityNumberWarn, e.SeverityNumber(), "%s %s", name, change)
@@ -255,9 +260,9 @@ func TestVethEventsInANamespace(t *testing.T) {
 			assert.Equal(t, plog.SeverityNumberInfo, e.SeverityNumber(), "%s %s", name, change)
 		}
 		if prev, ok := kvIndex[name]; ok {
-			assert.Equal(t, prev, e.Attr("ifindex"))
+			assert.Equal(t, prev, e.Attr("kernel.interface.index"))
 		}
-		kvIndex[name] = e.Attr("ifindex")
+		kvIndex[name] = e.Attr("kernel.interface.index")
 	}
 	// kv0 up → admin_up; kv1 up → kv1 admin_up, then both get carrier (in kernel order);
 	// kv0 down → kv0 admin_down + carrier_down, kv1 carrier_down.
@@ -271,11 +276,10 @@ func TestVethEventsInANamespace(t *testing.T) {
 
 	var gotInc []string
 	for _, e := range hInc.Events(t) {
-		gotInc = append(gotInc, e.Attr("ifname")+" "+e.Attr("change"))
+		gotInc = append(gotInc, e.Attr("network.interface.name")+" "+e.Attr("kernel.link.change_type"))
 	}
 	assert.ElementsMatch(t, []string{"kv1 admin_up", "kv1 carrier_up", "kv1 carrier_down"}, gotInc)
 
-	ino := strconv.FormatUint(inode, 10)
 	want := map[string]float64{
 		ino + " kv0 admin_up": 1, ino + " kv1 admin_up": 1, ino + " kv0 carrier_up": 1, ino + " kv1 carrier_up": 1,
 		ino + " kv0 admin_down": 1, ino + " kv0 carrier_down": 1, ino + " kv1 carrier_down": 1,
@@ -283,7 +287,6 @@ func TestVethEventsInANamespace(t *testing.T) {
 	data := h.Update(t)
 	assert.Equal(t, want, counters(data))
 	for _, d := range data {
-		assert.Equal(t, "veth", d.Labels["driver"])
 		assert.Equal(t, metric.Counter, d.Kind)
 	}
 	assert.Equal(t, map[string]float64{ino + " kv1 admin_up": 1, ino + " kv1 carrier_up": 1, ino + " kv1 carrier_down": 1}, counters(hInc.Update(t)))
@@ -293,13 +296,13 @@ func TestVethEventsInANamespace(t *testing.T) {
 	// admin_down), then an RTM_DELLINK for each end, which are no events.
 	link(t, ns, "del", "kv0")
 	h.WaitEvents(t, 5*time.Second, 8, nil)
-	assert.Equal(t, "kv1 admin_down", h.Events(t)[7].Attr("ifname")+" "+h.Events(t)[7].Attr("change"))
+	assert.Equal(t, "kv1 admin_down", h.Events(t)[7].Attr("network.interface.name")+" "+h.Events(t)[7].Attr("kernel.link.change_type"))
 	want[ino+" kv1 admin_down"] = 1
 	// A deleted interface's series are reported once more, then forgotten.
 	require.Eventually(t, func() bool { return removed(collector(h), "kv0") && removed(collector(h), "kv1") },
 		5*time.Second, 5*time.Millisecond, "RTM_DELLINK handled")
 	assert.Equal(t, want, counters(h.Update(t)), "reported once after removal")
-	assert.Empty(t, counters(h.Update(t)), "then forgotten")
+	assert.Equal(t, zeroSeries(ino, "lo"), seriesOf(h.Update(t)), "then forgotten: only lo's series are left")
 	time.Sleep(50 * time.Millisecond)
 	assert.Len(t, h.Events(t), 8)
 }
@@ -342,7 +345,7 @@ func TestCountersAcrossRestart(t *testing.T) {
 	assert.Equal(t, map[string]float64{ino + " skip0 admin_up": 1}, counters(h.Update(t)))
 
 	link(t, ns, "set", "skip0", "down") // skip0 admin + carrier down, skip1 carrier down
-	h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return strings.HasSuffix(e.Attr("change"), "_down") })
+	h.WaitEvents(t, 5*time.Second, 3, func(e tracingtest.Event) bool { return strings.HasSuffix(e.Attr("kernel.link.change_type"), "_down") })
 	assert.Equal(t, map[string]float64{
 		ino + " skip0 admin_up": 1, ino + " skip0 admin_down": 1, ino + " skip0 carrier_down": 1, ino + " skip1 carrier_down": 1,
 	}, counters(h.Update(t)))
@@ -375,7 +378,7 @@ func TestNamespaceDeletedEndsStart(t *testing.T) {
 		t.Fatal("Start still running after its namespace was deleted")
 	}
 	assert.Len(t, counters(h.Update(t)), 1, "reported once more")
-	assert.Empty(t, counters(h.Update(t)), "then forgotten")
+	assert.Empty(t, seriesOf(h.Update(t)), "then forgotten")
 }
 
 func TestCheckPath(t *testing.T) {
@@ -445,11 +448,33 @@ func TestStartDoesNotDisturbOtherListeners(t *testing.T) {
 	assert.Empty(t, errs, "the other listener received messages not from the kernel")
 }
 
-// counters keys each link_changes point by "netns_inode device change".
+// counters keys each non-zero link.changes point by "netns device change".
 func counters(data []*metric.Data) map[string]float64 {
 	out := map[string]float64{}
+	for k, v := range seriesOf(data) {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// seriesOf keys every link.changes point, zeros included, likewise.
+func seriesOf(data []*metric.Data) map[string]float64 {
+	out := map[string]float64{}
 	for _, d := range data {
-		out[d.Labels["netns_inode"]+" "+d.Labels["device"]+" "+d.Labels["change"]] = d.Value
+		out[d.Labels[attrNetns]+" "+d.Labels[attrInterface]+" "+d.Labels[attrChange]] = d.Value
+	}
+	return out
+}
+
+// zeroSeries is what seriesOf gives for devices seen but never changed.
+func zeroSeries(netns string, devices ...string) map[string]float64 {
+	out := map[string]float64{}
+	for _, d := range devices {
+		for _, change := range allChanges {
+			out[netns+" "+d+" "+change] = 0
+		}
 	}
 	return out
 }

@@ -35,39 +35,45 @@ const (
 	scopeUnknown = "unknown"
 )
 
-// bpfEvent is one OOM kill.
-type bpfEvent struct {
-	Pid          uint32            `json:"pid" doc:"victim's thread id"`
-	Tgid         uint32            `json:"tgid,omitempty" doc:"victim's process id (absent on the classic-tracepoint path)"`
-	Comm         string            `json:"comm" doc:"victim's command name"`
-	Scope        string            `json:"scope" doc:"cgroup (a memory cgroup hit its limit), global (the host ran out) or unknown"`
-	ScopeSource  string            `json:"scope_source" doc:"kernel (seen in the OOM killer's own state, kprobe path) or inferred (from the cgroups' counters just after the kill)"`
-	OOMCgroup    string            `json:"oom_cgroup,omitempty" doc:"for a cgroup OOM, the memory cgroup whose limit was hit (the victim's or an ancestor), relative to the memory hierarchy's mount"`
-	MemoryCgroup memcgSnapshot     `json:"memory_cgroup" doc:"the victim's memory cgroup"`
-	TriggerPid   uint32            `json:"trigger.pid" doc:"thread whose allocation ran into the OOM"`
-	TriggerComm  string            `json:"trigger.comm" doc:"that thread's command name"`
-	Meminfo      map[string]uint64 `json:"host.meminfo" doc:"host memory from /proc/meminfo just after the kill, in bytes: MemTotal, MemFree, MemAvailable, Buffers, Cached, Shmem, AnonPages, Slab, SwapTotal, SwapFree"`
+var allScopes = [...]string{scopeCgroup, scopeGlobal, scopeUnknown}
+
+// attrScope is the OOM's scope, on the event and as the kills label.
+const attrScope = "kernel.oom.scope"
+
+// oomEvent is one OOM kill.
+type oomEvent struct {
+	ThreadID     uint32            `json:"thread.id" doc:"victim's thread id"`
+	ProcessID    uint32            `json:"process.pid,omitempty" doc:"victim's process id (absent on the classic-tracepoint path)"`
+	ThreadName   string            `json:"thread.name" doc:"victim's command name (comm)"`
+	Scope        string            `json:"kernel.oom.scope" doc:"cgroup (a memory cgroup hit its limit), global (the host ran out) or unknown"`
+	ScopeSource  string            `json:"kernel.oom.scope_source" doc:"kernel (seen in the OOM killer's own state, kprobe path) or inferred (from the cgroups' counters just after the kill)"`
+	OOMCgroup    string            `json:"kernel.oom.cgroup,omitempty" doc:"for a cgroup OOM, the memory cgroup whose limit was hit (the victim's or an ancestor), relative to the memory hierarchy's mount"`
+	MemoryCgroup memcgSnapshot     `json:"kernel.memcg" doc:"the victim's memory cgroup"`
+	TriggerTID   uint32            `json:"kernel.oom.trigger.thread.id" doc:"thread whose allocation ran into the OOM"`
+	TriggerName  string            `json:"kernel.oom.trigger.thread.name" doc:"that thread's command name (comm)"`
+	Meminfo      map[string]uint64 `json:"kernel.meminfo" doc:"host memory from /proc/meminfo just after the kill, in bytes: MemTotal, MemFree, MemAvailable, Buffers, Cached, Shmem, AnonPages, Slab, SwapTotal, SwapFree"`
 }
 
-// memcgSnapshot is a memory cgroup's state just after the kill.
+// memcgSnapshot is a memory cgroup's state just after the kill. Its fields
+// are flattened under kernel.memcg.
 type memcgSnapshot struct {
-	Path          string            `json:"path" doc:"path relative to the memory hierarchy's mount; empty if the cgroup was gone before it could be read"`
-	UsageBytes    uint64            `json:"usage_bytes" doc:"memory in use (v1 memory.usage_in_bytes, v2 memory.current)"`
-	LimitBytes    uint64            `json:"limit_bytes,omitempty" doc:"the limit (v1 memory.limit_in_bytes, v2 memory.max); absent when unlimited"`
-	MaxUsageBytes uint64            `json:"max_usage_bytes,omitempty" doc:"peak usage (v1 memory.max_usage_in_bytes, v2 memory.peak)"`
-	Failcnt       uint64            `json:"failcnt,omitempty" doc:"times usage hit the limit (v1 memory.failcnt)"`
-	Stat          map[string]uint64 `json:"stat,omitempty" doc:"memory.stat"`
-	Events        map[string]uint64 `json:"events,omitempty" doc:"v2 memory.events, or v1 memory.oom_control"`
+	Path     string            `json:"path" doc:"path relative to the memory hierarchy's mount; empty if the cgroup was gone before it could be read"`
+	Usage    uint64            `json:"usage" doc:"memory in use, in bytes (v1 memory.usage_in_bytes, v2 memory.current)"`
+	Limit    uint64            `json:"limit,omitempty" doc:"the limit, in bytes (v1 memory.limit_in_bytes, v2 memory.max); absent when unlimited"`
+	MaxUsage uint64            `json:"max_usage,omitempty" doc:"peak usage, in bytes (v1 memory.max_usage_in_bytes, v2 memory.peak)"`
+	Failcnt  uint64            `json:"failcnt,omitempty" doc:"times usage hit the limit (v1 memory.failcnt)"`
+	Stat     map[string]uint64 `json:"stat,omitempty" doc:"memory.stat, as the kernel names its keys"`
+	Events   map[string]uint64 `json:"events,omitempty" doc:"v2 memory.events, or v1 memory.oom_control"`
 }
 
-func (e *bpfEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
+func (e *oomEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberError }
 
-func (e *bpfEvent) Summary() string {
+func (e *oomEvent) Summary() string {
 	where := "the host"
 	if e.Scope == scopeCgroup {
 		where = "memory cgroup " + e.OOMCgroup
 	}
-	return fmt.Sprintf("OOM in %s: killed %s:%d (memory cgroup %s)", where, e.Comm, e.Pid, e.MemoryCgroup.Path)
+	return fmt.Sprintf("OOM in %s: killed %s:%d (memory cgroup %s)", where, e.ThreadName, e.ThreadID, e.MemoryCgroup.Path)
 }
 
 // Config is the oom section of the receiver config.
@@ -85,19 +91,22 @@ func init() {
 	tracing.RegisterEventTracing("oom", newOOM,
 		tracing.WithDescription("OOM kills, with the victim's memory cgroup and its usage, limit and counters, the OOM's scope (cgroup or global) and the host's memory."),
 		tracing.WithConfig(func() *Config { return &Config{EventsPerSecond: 50} }),
-		tracing.WithEvent("oom", &bpfEvent{}, "The OOM killer chose a victim. Container: the victim's (the process killed, not the one whose allocation triggered the kill)."),
+		tracing.WithEvent("oom.kill", &oomEvent{}, "The OOM killer chose a victim. Container: the victim's (the process killed, not the one whose allocation triggered the kill).",
+			tracing.Body("OOM in the host|memory cgroup <kernel.oom.cgroup>: killed <thread.name>:<thread.id> (memory cgroup <kernel.memcg.path>)")),
 		tracing.WithMetrics(bpf.EventCounterDescs("{event}")...),
 		tracing.WithMetrics(metric.Desc{
-			Name: "kills", Kind: metric.Counter, Unit: "{kill}", Description: "OOM kills seen since the collector started",
-			Labels: []metric.Label{
-				{Name: "scope", Description: "cgroup, global or unknown"},
-				{Name: "memory_cgroup", Description: "the victim's memory cgroup path"},
-			},
+			Name: "kills", Kind: metric.Counter, Unit: "{kill}",
+			Description: "OOM kills on the host since the collector started, containers' included, by scope; every scope is reported from 0, so the first kill shows in increase()",
+			Labels:      []metric.Label{{Name: attrScope, Description: "cgroup, global or unknown"}},
+		}, metric.Desc{
+			Name: "victims", Kind: metric.Counter, Unit: "{kill}", PerContainer: true,
+			Description: "OOM kills whose victim was in this container (its Resource), since the collector started, by scope; a container's series appear at its first kill and end once the container has been gone for containers.removed_retention",
+			Labels:      []metric.Label{{Name: attrScope, Description: "cgroup, global or unknown"}},
 		}),
 	)
 }
 
-type bpfCollector struct {
+type oomCollector struct {
 	cfg     *Config
 	storage *storage.Storage
 	logger  *zap.Logger
@@ -111,7 +120,8 @@ type bpfCollector struct {
 	memV1   bool
 
 	mu       sync.Mutex
-	kills    map[[2]string]uint64 // by scope, memory cgroup
+	kills    map[string]uint64    // by scope, every kill on the host
+	victims  map[[2]string]uint64 // by container id, scope
 	counters bpf.EventCounters
 }
 
@@ -121,14 +131,14 @@ func newOOM(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 		return nil, tracing.NotSupported("procfs: %v", err)
 	}
 	return &tracing.EventTracingAttr{
-		TracingData: &bpfCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.Options{Programs: s.Programs}, proc: proc, kills: map[[2]string]uint64{}, containers: s.Containers},
+		TracingData: &oomCollector{cfg: s.Config.(*Config), storage: s.Storage, logger: s.Logger, opts: bpf.OptionsFor(s), proc: proc, kills: map[string]uint64{}, victims: map[[2]string]uint64{}, containers: s.Containers},
 		Interval:    10 * time.Second,
 		Flag:        tracing.FlagTracing | tracing.FlagMetric,
 	}, nil
 }
 
 // Start loads the hook and saves an event per kill until ctx ends.
-func (c *bpfCollector) Start(ctx context.Context) error {
+func (c *oomCollector) Start(ctx context.Context) error {
 	// The receiver's resolver knows the memory hierarchy; without one (the
 	// host's cgroups cannot be read) there is nothing to snapshot.
 	if h := c.containers.Layout().MemoryHierarchy(); h != nil {
@@ -161,7 +171,7 @@ type victim struct {
 	memcgID, cgroupID uint64 // 0 when not known
 	known             bool   // read from the task itself
 	scopeKnown        bool
-	bpfMemcgID        uint64
+	oomMemcgID        uint64
 	triggerPid        uint32
 	triggerTgid       uint32
 	triggerComm       string
@@ -172,10 +182,10 @@ type victim struct {
 // pfExiting is PF_EXITING in a task's flags (/proc/PID/stat field 9).
 const pfExiting = 0x4
 
-func (c *bpfCollector) save(v victim) {
-	e := &bpfEvent{
-		Pid: v.pid, Tgid: v.tgid, Comm: v.comm, Scope: scopeUnknown,
-		TriggerPid: v.triggerPid, TriggerComm: v.triggerComm,
+func (c *oomCollector) save(v victim) {
+	e := &oomEvent{
+		ThreadID: v.pid, ProcessID: v.tgid, ThreadName: v.comm, Scope: scopeUnknown,
+		TriggerTID: v.triggerPid, TriggerName: v.triggerComm,
 	}
 	path, ctr := c.victimCgroup(v)
 	if path != "" {
@@ -186,9 +196,9 @@ func (c *bpfCollector) save(v victim) {
 	case v.scopeKnown:
 		e.ScopeSource = "kernel"
 		e.Scope = scopeGlobal
-		if v.bpfMemcgID != 0 {
+		if v.oomMemcgID != 0 {
 			e.Scope = scopeCgroup
-			e.OOMCgroup = c.memcgPath(v.bpfMemcgID)
+			e.OOMCgroup = c.memcgPath(v.oomMemcgID)
 		}
 	case path != "":
 		e.ScopeSource = "inferred"
@@ -197,15 +207,18 @@ func (c *bpfCollector) save(v victim) {
 		e.ScopeSource = "inferred"
 	}
 	c.mu.Lock()
-	c.kills[[2]string{e.Scope, e.MemoryCgroup.Path}]++
+	c.kills[e.Scope]++
+	if !ctr.IsZero() {
+		c.victims[[2]string{ctr.ID, e.Scope}]++
+	}
 	c.mu.Unlock()
-	if err := c.storage.Save("oom", ctr.ID, v.when, e); err != nil {
+	if err := c.storage.Save("oom.kill", ctr.ID, v.when, e); err != nil {
 		c.logger.Debug("oom event not saved", zap.Error(err))
 	}
 }
 
 // memcgPath is the path of memory cgroup id, "" when it is not found.
-func (c *bpfCollector) memcgPath(id uint64) string {
+func (c *oomCollector) memcgPath(id uint64) string {
 	p, _ := c.containers.MemoryCgroupPath(id)
 	return p
 }
@@ -213,7 +226,7 @@ func (c *bpfCollector) memcgPath(id uint64) string {
 // victimCgroup finds the victim's memory cgroup path and its container:
 // from its cgroup ids when BPF read the task, else from /proc/PID/cgroup if
 // it is still there.
-func (c *bpfCollector) victimCgroup(v victim) (string, container.Container) {
+func (c *oomCollector) victimCgroup(v victim) (string, container.Container) {
 	if !v.known && (v.triggerPid == v.pid || v.triggerTgid == v.pid) {
 		// The classic tracepoint names only the victim (a process, so its
 		// leader's pid), but a process that ran itself out of memory is
@@ -232,7 +245,7 @@ func (c *bpfCollector) victimCgroup(v victim) (string, container.Container) {
 	return path, ctr
 }
 
-func (c *bpfCollector) victimMemcg(v victim) string {
+func (c *oomCollector) victimMemcg(v victim) string {
 	if c.memRoot == "" {
 		return ""
 	}
@@ -266,7 +279,7 @@ func (c *bpfCollector) victimMemcg(v victim) string {
 	return ""
 }
 
-func (c *bpfCollector) snapshot(path string) memcgSnapshot {
+func (c *oomCollector) snapshot(path string) memcgSnapshot {
 	dir := filepath.Join(c.memRoot, path)
 	s := memcgSnapshot{Path: path}
 	read := func(name string) (uint64, bool) {
@@ -274,17 +287,17 @@ func (c *bpfCollector) snapshot(path string) memcgSnapshot {
 		return n, ok && err == nil
 	}
 	if c.memV1 {
-		s.UsageBytes, _ = read("memory.usage_in_bytes")
+		s.Usage, _ = read("memory.usage_in_bytes")
 		if n, ok := read("memory.limit_in_bytes"); ok && n < 1<<62 { // v1 writes "unlimited" as a huge number
-			s.LimitBytes = n
+			s.Limit = n
 		}
-		s.MaxUsageBytes, _ = read("memory.max_usage_in_bytes")
+		s.MaxUsage, _ = read("memory.max_usage_in_bytes")
 		s.Failcnt, _ = read("memory.failcnt")
 		s.Events, _ = container.ReadKeyValues(filepath.Join(dir, "memory.oom_control"))
 	} else {
-		s.UsageBytes, _ = read("memory.current")
-		s.LimitBytes, _ = read("memory.max")
-		s.MaxUsageBytes, _ = read("memory.peak")
+		s.Usage, _ = read("memory.current")
+		s.Limit, _ = read("memory.max")
+		s.MaxUsage, _ = read("memory.peak")
 		s.Events, _ = container.ReadKeyValues(filepath.Join(dir, "memory.events"))
 	}
 	s.Stat, _ = container.ReadKeyValues(filepath.Join(dir, "memory.stat"))
@@ -296,14 +309,14 @@ func (c *bpfCollector) snapshot(path string) memcgSnapshot {
 // that limit: v1 usage having peaked within 1 MiB of it (or under_oom), v2
 // an "oom" count in memory.events. None: the OOM was global. victim is the
 // snapshot already taken of the victim's cgroup; ancestors are read here.
-func (c *bpfCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string, string) {
+func (c *oomCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string, string) {
 	for s := victim; s.Path != "/" && s.Path != "." && s.Path != ""; s = c.snapshot(filepath.Dir(s.Path)) {
-		if s.LimitBytes == 0 || (memTotal > 0 && s.LimitBytes >= memTotal) {
+		if s.Limit == 0 || (memTotal > 0 && s.Limit >= memTotal) {
 			continue
 		}
 		hit := false
 		if c.memV1 {
-			hit = s.Events["under_oom"] == 1 || s.MaxUsageBytes+(1<<20) >= s.LimitBytes
+			hit = s.Events["under_oom"] == 1 || s.MaxUsage+(1<<20) >= s.Limit
 		} else {
 			hit = s.Events["oom"] > 0
 		}
@@ -314,7 +327,7 @@ func (c *bpfCollector) inferScope(victim memcgSnapshot, memTotal uint64) (string
 	return scopeGlobal, ""
 }
 
-func (c *bpfCollector) meminfo() map[string]uint64 {
+func (c *oomCollector) meminfo() map[string]uint64 {
 	mi, err := c.proc.Meminfo()
 	if err != nil {
 		return nil
@@ -332,13 +345,23 @@ func (c *bpfCollector) meminfo() map[string]uint64 {
 	return out
 }
 
-// Update reports the kill counters.
-func (c *bpfCollector) Update() ([]*metric.Data, error) {
+// Update reports the kill counters: the host's for every scope, from 0;
+// each container's that had a victim, until the container is gone (the
+// resolver forgets it removed_retention after its cgroups went), so that
+// containers coming and going cannot grow the series without bound.
+func (c *oomCollector) Update() ([]*metric.Data, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.counters.Data()
-	for k, n := range c.kills {
-		out = append(out, metric.NewCounterData("kills", float64(n), "", map[string]string{"scope": k[0], "memory_cgroup": k[1]}))
+	for _, scope := range allScopes {
+		out = append(out, metric.NewCounterData("kills", float64(c.kills[scope]), "", map[string]string{attrScope: scope}))
+	}
+	for k, n := range c.victims {
+		if !c.containers.Known(k[0]) {
+			delete(c.victims, k)
+			continue
+		}
+		out = append(out, metric.NewContainerCounterData(k[0], "victims", float64(n), "", map[string]string{attrScope: k[1]}))
 	}
 	return out, nil
 }

@@ -14,4 +14,4 @@ func loadBpf() (*ebpf.CollectionSpec, error) {
 	return nil, tracing.NotSupported("the oom BPF object is built for x86-64 only")
 }
 
-func (c *bpfCollector) handle([]byte) {}
+func (c *oomCollector) handle([]byte) {}

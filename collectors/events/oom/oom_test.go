@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
 )
@@ -43,36 +44,41 @@ func TestCgroupOOMKill(t *testing.T) {
 			}
 			name := fmt.Sprintf("kps-oom-%d-%d", os.Getpid(), time.Now().UnixNano()%100000)
 			dir, v1 := testenv.MemoryCgroup(t, name, 64<<20)
-			h := tracingtest.New(t, "oom", nil)
-			setOpts(h.Attr.TracingData.(*bpfCollector), tc.opts)
+			h := tracingtest.New(t, "oom", nil, tracingtest.BPFOptions(tc.opts))
 			h.Run(t)
 			h.WaitAttached(t, 30*time.Second)
+			// Every scope has its series before the first kill, so that
+			// increase() sees that kill.
+			for _, scope := range allScopes {
+				_, ok := tracingtest.Point(h.Update(t), "kills", map[string]string{attrScope: scope})
+				assert.True(t, ok, "kills{%s} is reported before any kill", scope)
+			}
 
 			pid := testenv.RunMemoryHog(t, dir)
-			events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })
+			events := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("thread.id") == strconv.Itoa(pid) })
 			time.Sleep(300 * time.Millisecond)
 			var mine []tracingtest.Event
 			for _, e := range h.Events(t) {
-				if e.Attr("pid") == strconv.Itoa(pid) {
+				if e.Attr("thread.id") == strconv.Itoa(pid) {
 					mine = append(mine, e)
 				}
 			}
 			require.Len(t, mine, 1, "exactly one event for the victim")
 			e := events[0]
-			assert.Equal(t, "kernel.oom", e.EventName())
-			assert.Equal(t, "oom.test", e.Attr("comm"))
+			assert.Equal(t, "kernel.oom.kill", e.EventName())
+			assert.Equal(t, "oom.test", e.Attr("thread.name"))
 			assert.Equal(t, "Error", e.SeverityText())
-			assert.Equal(t, "cgroup", e.Attr("scope"))
-			assert.Equal(t, "/"+name, e.Attr("oom_cgroup"))
-			assert.Equal(t, "/"+name, e.Attr("memory_cgroup.path"))
-			assert.Equal(t, strconv.Itoa(64<<20), e.Attr("memory_cgroup.limit_bytes"))
+			assert.Equal(t, "cgroup", e.Attr("kernel.oom.scope"))
+			assert.Equal(t, "/"+name, e.Attr("kernel.oom.cgroup"))
+			assert.Equal(t, "/"+name, e.Attr("kernel.memcg.path"))
+			assert.Equal(t, strconv.Itoa(64<<20), e.Attr("kernel.memcg.limit"))
 			if tc.opts.Force["oom_victim"] == bpf.Kprobe || h.Programs.List()[0].Attach == "kprobe:oom_kill_process" {
-				assert.Equal(t, "kernel", e.Attr("scope_source"), "the kprobe reads the OOM's memory cgroup")
+				assert.Equal(t, "kernel", e.Attr("kernel.oom.scope_source"), "the kprobe reads the OOM's memory cgroup")
 			} else {
-				assert.Equal(t, "inferred", e.Attr("scope_source"), "the tracepoints name only the victim")
+				assert.Equal(t, "inferred", e.Attr("kernel.oom.scope_source"), "the tracepoints name only the victim")
 			}
 			assert.Empty(t, e.ContainerID(), "a cgroup no runtime made is the host's")
-			stat, ok := e.Attributes().Get("memory_cgroup.stat")
+			stat, ok := e.Attributes().Get("kernel.memcg.stat")
 			require.True(t, ok)
 			anon := "anon" // cgroup2's memory.stat
 			if v1 {
@@ -80,19 +86,18 @@ func TestCgroupOOMKill(t *testing.T) {
 			}
 			_, ok = stat.Map().Get(anon)
 			assert.True(t, ok, "memory.stat snapshot")
-			mi, ok := e.Attributes().Get("host.meminfo")
+			mi, ok := e.Attributes().Get("kernel.meminfo")
 			require.True(t, ok)
 			total, _ := mi.Map().Get("MemTotal")
 			assert.Positive(t, total.Int())
 
-			var kills float64
+			// Other tests may OOM-kill on this host meanwhile: at least ours.
+			kills, ok := tracingtest.Point(h.Update(t), "kills", map[string]string{attrScope: scopeCgroup})
+			assert.True(t, ok)
+			assert.GreaterOrEqual(t, kills, 1.0)
 			for _, d := range h.Update(t) {
-				if d.Labels["memory_cgroup"] == "/"+name {
-					kills += d.Value
-					assert.Equal(t, "cgroup", d.Labels["scope"])
-				}
+				assert.NotEqual(t, "victims", d.Name, "a cgroup no runtime made has no container series")
 			}
-			assert.Equal(t, 1.0, kills)
 		})
 	}
 }
@@ -129,13 +134,12 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 				limitFile = "memory.limit_in_bytes"
 			}
 			require.NoError(t, os.WriteFile(filepath.Join(cg.Memory, limitFile), []byte(strconv.Itoa(64<<20)), 0o644))
-			h := tracingtest.New(t, "oom", nil)
-			setOpts(h.Attr.TracingData.(*bpfCollector), tc.opts)
+			h := tracingtest.New(t, "oom", nil, tracingtest.BPFOptions(tc.opts))
 			h.Run(t)
 			h.WaitAttached(t, 30*time.Second)
 
 			pid := testenv.RunMemoryHog(t, cg.Dirs...)
-			e := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("pid") == strconv.Itoa(pid) })[0]
+			e := h.WaitEvents(t, 10*time.Second, 1, func(e tracingtest.Event) bool { return e.Attr("thread.id") == strconv.Itoa(pid) })[0]
 			assert.Equal(t, id, e.ContainerID())
 			attrs := e.Resource.Attributes().AsRaw()
 			assert.Equal(t, tc.wantRuntime, attrs["container.runtime.name"])
@@ -144,12 +148,18 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 			} else {
 				assert.NotContains(t, attrs, "k8s.pod.uid")
 			}
-			assert.Equal(t, cg.Path, e.Attr("memory_cgroup.path"))
+			assert.Equal(t, cg.Path, e.Attr("kernel.memcg.path"))
+			var victims []*metric.Data
+			for _, d := range h.Update(t) {
+				if d.Name == "victims" {
+					victims = append(victims, d)
+				}
+			}
+			require.Len(t, victims, 1, "one series: this container, its scope")
+			assert.Equal(t, id, victims[0].ContainerID)
+			assert.Equal(t, map[string]string{attrScope: scopeCgroup}, victims[0].Labels)
+			assert.Equal(t, 1.0, victims[0].Value)
 		})
 	}
 }
 
-// setOpts applies a test's hook or channel choice, keeping the program registry.
-func setOpts(c *bpfCollector, o bpf.Options) {
-	c.opts.Force, c.opts.PerfBuffer = o.Force, o.PerfBuffer
-}

@@ -12,7 +12,7 @@ import (
 )
 
 // handle decodes one event of the generated type and saves it.
-func (c *bpfCollector) handle(raw []byte) {
+func (c *oomCollector) handle(raw []byte) {
 	var ev bpfOomEvent
 	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
 		c.logger.Warn("malformed oom event", zap.Error(err), zap.Int("bytes", len(raw)))
@@ -22,7 +22,7 @@ func (c *bpfCollector) handle(raw []byte) {
 		when: bpf.WallTime(ev.Victim.TimestampNs),
 		pid:  ev.Victim.Pid, tgid: ev.Victim.Tgid, comm: bpf.CString(ev.Victim.Comm[:]),
 		memcgID: ev.Victim.MemcgId, cgroupID: ev.Victim.CgroupId,
-		known: ev.VictimKnown == 1, scopeKnown: ev.ScopeKnown == 1, bpfMemcgID: ev.OomMemcgId,
+		known: ev.VictimKnown == 1, scopeKnown: ev.ScopeKnown == 1, oomMemcgID: ev.OomMemcgId,
 		triggerPid: ev.Trigger.Pid, triggerTgid: ev.Trigger.Tgid, triggerComm: bpf.CString(ev.Trigger.Comm[:]),
 		triggerMemcgID: ev.Trigger.MemcgId, triggerCgroupID: ev.Trigger.CgroupId,
 	})

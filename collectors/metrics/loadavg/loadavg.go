@@ -35,7 +35,7 @@ func init() {
 			metric.Desc{Name: "load5", Kind: metric.Gauge, Unit: "{thread}", Description: "5-minute load average"},
 			metric.Desc{Name: "load15", Kind: metric.Gauge, Unit: "{thread}", Description: "15-minute load average"},
 			metric.Desc{Name: "nr_running", Kind: metric.Gauge, Unit: "{thread}", Description: "threads runnable now (procs_running in /proc/stat)"},
-			metric.Desc{Name: "nr_iowait", Kind: metric.Gauge, Unit: "{thread}", Description: "threads blocked waiting for IO now (procs_blocked in /proc/stat)"},
+			metric.Desc{Name: "nr_blocked", Kind: metric.Gauge, Unit: "{thread}", Description: "threads blocked waiting for IO now (procs_blocked in /proc/stat)"},
 			metric.Desc{Name: "nr_uninterruptible", Kind: metric.Gauge, Unit: "{thread}", Description: "threads in uninterruptible sleep (state D) now, counted from /proc; only with scan_threads"},
 		),
 	)
@@ -74,7 +74,7 @@ func (c *loadavgCollector) Update() ([]*metric.Data, error) {
 	} else {
 		data = append(data,
 			metric.NewGaugeData("nr_running", float64(st.ProcessesRunning), "", nil),
-			metric.NewGaugeData("nr_iowait", float64(st.ProcessesBlocked), "", nil),
+			metric.NewGaugeData("nr_blocked", float64(st.ProcessesBlocked), "", nil),
 		)
 	}
 	if c.cfg.ScanThreads {

@@ -1,16 +1,26 @@
 // Package tracingtest runs one registered collector in a test, the way a
 // receiver would, and checks that what it emits matches what it declared.
+// It is public so that a collector in another module is tested exactly as
+// the built-in ones are.
 //
 //	h := tracingtest.New(t, "netdev", &netdev.Config{...})
 //	h.Run(t)                                  // Start in the background until the test ends
 //	recs := h.WaitEvents(t, 5*time.Second, 1, func(r tracingtest.Event) bool { ... })
 //	data := h.Update(t)                       // Update, checked against the declared metrics
+//
+// Options take the branches this kernel would not take by itself:
+//
+//	tracingtest.New(t, "dropwatch", cfg, tracingtest.ForceHook("kfree_skb", bpf.Tracepoint), tracingtest.PerfBuffer())
+//
+// and Create returns the factory's error instead of failing, for testing
+// a collector's config errors.
 package tracingtest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -43,10 +53,59 @@ type Harness struct {
 	Containers *container.Resolver
 }
 
+// Option changes how the harness creates the collector.
+type Option func(*tracing.Settings)
+
+// ForceHook restricts the named hook to candidates of one attach kind, so
+// that a test proves the fallback (a classic tracepoint where the kernel
+// also has tp_btf, a kprobe where it has both). On a kernel without that
+// kind the collector's Start fails with tracing.ErrNotSupported: guard the
+// test with testenv.RequireKprobes and the like.
+func ForceHook(hook string, kind bpf.Kind) Option {
+	return func(s *tracing.Settings) {
+		if s.BPF.Force == nil {
+			s.BPF.Force = map[string]string{}
+		}
+		s.BPF.Force[hook] = string(kind)
+	}
+}
+
+// PerfBuffer makes events travel through the perf buffer, the path of
+// kernels without ring buffers (before 5.8), on any kernel.
+func PerfBuffer() Option {
+	return func(s *tracing.Settings) { s.BPF.PerfBuffer = true }
+}
+
+// BPFOptions applies the Force and PerfBuffer choices of o, for tests that
+// keep their cases as bpf.Options.
+func BPFOptions(o bpf.Options) Option {
+	return func(s *tracing.Settings) {
+		for hook, kind := range o.Force {
+			ForceHook(hook, kind)(s)
+		}
+		if o.PerfBuffer {
+			PerfBuffer()(s)
+		}
+	}
+}
+
 // New creates the registered collector name with cfg (nil means its
 // defaults) and an event sink that flushes every 10ms into h.Logs. The sink
-// is shut down when the test ends.
-func New(t testing.TB, name string, cfg any) *Harness {
+// is shut down when the test ends. It fails the test if the factory fails.
+func New(t testing.TB, name string, cfg any, opts ...Option) *Harness {
+	t.Helper()
+	h, err := Create(t, name, cfg, opts...)
+	if err != nil {
+		t.Fatalf("creating %s: %v", name, err)
+	}
+	return h
+}
+
+// Create is New returning the factory's error rather than failing the
+// test: a collector's own checks of its config (a bad regular expression,
+// an impossible combination) are tested through it. cfg is passed as
+// given, without the receiver's Validate.
+func Create(t testing.TB, name string, cfg any, opts ...Option) (*Harness, error) {
 	t.Helper()
 	reg, ok := tracing.Lookup(name)
 	if !ok {
@@ -61,18 +120,22 @@ func New(t testing.TB, name string, cfg any) *Harness {
 	sink.Start()
 	t.Cleanup(func() { _ = sink.Shutdown(context.Background()) })
 	programs := tracing.NewPrograms()
-	attr, err := reg.Factory(tracing.Settings{
+	settings := tracing.Settings{
 		Name:       name,
 		Logger:     zaptest.NewLogger(t).Named(name),
 		Storage:    sink.For(string(reg.Type)),
 		Config:     cfg,
 		Programs:   programs.For(name),
 		Containers: containers,
-	})
-	if err != nil {
-		t.Fatalf("creating %s: %v", name, err)
 	}
-	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink, Programs: programs, Containers: containers}
+	for _, o := range opts {
+		o(&settings)
+	}
+	attr, err := reg.Factory(settings)
+	if err != nil {
+		return nil, err
+	}
+	return &Harness{Reg: reg, Attr: attr, Logs: logs, Sink: sink, Programs: programs, Containers: containers}, nil
 }
 
 // newResolver sets up container attribution as a receiver does: a
@@ -224,6 +287,58 @@ func (h *Harness) WaitEvents(t testing.TB, timeout time.Duration, n int, match f
 	}
 }
 
+// undeclaredElementKeys checks the keys inside the elements of an array of
+// maps (a slice of structs in the data) against their declarations, which
+// storage.Fields names parent[].key.
+func undeclaredElementKeys(parent string, v pcommon.Value, declared map[string]bool) []string {
+	if v.Type() != pcommon.ValueTypeSlice {
+		return nil
+	}
+	var unknown []string
+	for _, el := range v.Slice().All() {
+		if el.Type() != pcommon.ValueTypeMap {
+			continue
+		}
+		for k := range el.Map().All() {
+			if name := parent + "[]." + k; !declared[name] && !slices.Contains(unknown, name) {
+				unknown = append(unknown, name)
+			}
+		}
+	}
+	return unknown
+}
+
+// SelfMetric returns the value of one of the receiver's self metrics
+// (tracing.SelfMetrics: "events.saved", "bpf.program.attached", …) for this
+// collector as a receiver would report it, from the harness's event sink,
+// the programs the collector attached and its container resolver; labels
+// select the point (nil: the point without labels). ok is false when no
+// point matches.
+func (h *Harness) SelfMetric(name string, labels map[string]string) (value float64, ok bool) {
+	status := tracing.Status{Name: h.Reg.Name, Type: h.Reg.Type, State: tracing.StateActive}
+	if h.Attr != nil {
+		status.Flag = h.Attr.Flag
+	}
+	data := append(tracing.SelfData([]tracing.Status{status}, h.Sink.Stats(), h.Programs.List()), tracing.ContainerSelfData(h.Containers)...)
+	for _, d := range data {
+		if d.Name == name && maps.Equal(d.Labels, labels) {
+			return d.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Point returns the value of the point named name with exactly labels
+// (nil: none) among data, as Update returned it.
+func Point(data []*metric.Data, name string, labels map[string]string) (value float64, ok bool) {
+	for _, d := range data {
+		if d.Name == name && maps.Equal(d.Labels, labels) {
+			return d.Value, true
+		}
+	}
+	return 0, false
+}
+
 func describe(events []Event) []string {
 	out := make([]string, len(events))
 	for i, e := range events {
@@ -238,15 +353,20 @@ func (h *Harness) checkDeclared(lr plog.LogRecord) error {
 		if storage.EventNamePrefix+ev.Name != lr.EventName() {
 			continue
 		}
-		fields := storage.Fields(ev.Data)
+		declared := map[string]bool{}
+		for _, f := range storage.Fields(ev.Data) {
+			declared[f.Name] = true
+		}
 		var unknown []string
-		for k := range lr.Attributes().All() {
+		for k, v := range lr.Attributes().All() {
 			if k == storage.AttrTracerType {
 				continue
 			}
-			if !slices.ContainsFunc(fields, func(f storage.FieldDoc) bool { return f.Name == k }) {
+			if !declared[k] {
 				unknown = append(unknown, k)
+				continue
 			}
+			unknown = append(unknown, undeclaredElementKeys(k, v, declared)...)
 		}
 		if len(unknown) > 0 {
 			return fmt.Errorf("event %s has undeclared attributes %v", lr.EventName(), unknown)
