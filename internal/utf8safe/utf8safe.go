@@ -10,6 +10,7 @@
 package utf8safe
 
 import (
+	"strconv"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -67,6 +68,39 @@ func Value(v pcommon.Value) {
 		sl := v.Slice()
 		for i := range sl.Len() {
 			Value(sl.At(i))
+		}
+	}
+}
+
+// Invalid lists the keys (dotted, with [i] for slice elements) of m whose
+// name or string value is not valid UTF-8: empty once Map ran over m.
+func Invalid(m pcommon.Map) []string {
+	var out []string
+	invalidIn(&out, "", m)
+	return out
+}
+
+func invalidIn(out *[]string, prefix string, m pcommon.Map) {
+	for k, v := range m.All() {
+		key := prefix + k
+		if !utf8.ValidString(k) {
+			*out = append(*out, key)
+		}
+		invalidValue(out, key, v)
+	}
+}
+
+func invalidValue(out *[]string, key string, v pcommon.Value) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		if !utf8.ValidString(v.Str()) {
+			*out = append(*out, key)
+		}
+	case pcommon.ValueTypeMap:
+		invalidIn(out, key+".", v.Map())
+	case pcommon.ValueTypeSlice:
+		for i, e := range v.Slice().All() {
+			invalidValue(out, key+"["+strconv.Itoa(i)+"]", e)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
 )
 
 func TestString(t *testing.T) {
@@ -60,7 +62,7 @@ func TestMap(t *testing.T) {
 
 func FuzzString(f *testing.F) {
 	for _, s := range []string{"", "eth0", "a\xffb", "\xe2\x82", "grüße"} {
-		f.Add(s)
+		fuzzseed.Add(f, s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got := String(s)
@@ -74,4 +76,19 @@ func FuzzString(f *testing.F) {
 			t.Fatalf("not idempotent on %q", s)
 		}
 	})
+}
+
+func TestInvalidFindsWhatMapFixes(t *testing.T) {
+	m := pcommon.NewMap()
+	m.PutStr("ok", "fine")
+	m.PutStr("comm", "x\xff")
+	m.PutEmptySlice("stack").AppendEmpty().SetStr("\xc3")
+	m.PutEmptyMap("sock").PutStr("if\xfe", "lo")
+	if got := Invalid(m); len(got) != 3 {
+		t.Fatalf("Invalid = %q, want comm, stack[0], sock.if…", got)
+	}
+	Map(m)
+	if got := Invalid(m); len(got) != 0 {
+		t.Fatalf("after Map, Invalid = %q", got)
+	}
 }

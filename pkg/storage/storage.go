@@ -241,6 +241,13 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 	if sink.next == nil {
 		return nil
 	}
+	lr := NewRecord(s.tracerType, name, t, data)
+	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
+}
+
+// NewRecord is the LogRecord Save makes of an event (see Save), for tests
+// and fuzz targets that check what a collector's data becomes.
+func NewRecord(tracerType, name string, t time.Time, data any) plog.LogRecord {
 	lr := plog.NewLogRecord()
 	lr.SetEventName(EventNamePrefix + name)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(t))
@@ -255,14 +262,14 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 		lr.Body().SetStr(sm.Summary())
 	}
 	attrs := lr.Attributes()
-	attrs.PutStr(AttrTracerType, s.tracerType)
+	attrs.PutStr(AttrTracerType, tracerType)
 	PutAttributes(attrs, data)
-	// Whatever way the attributes were written, every string in the record
-	// leaves valid UTF-8 (comm, ifname, cgroup paths come from other
-	// processes and can be any bytes).
+	// Whichever way the attributes were written, every string in the record
+	// leaves valid UTF-8: comm, interface names and cgroup paths come from
+	// other processes and can be any bytes. This is the one place for it.
 	utf8safe.Map(attrs)
 	utf8safe.Value(lr.Body())
-	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
+	return lr
 }
 
 func (s *Sink) enqueue(r record) error {

@@ -1,0 +1,51 @@
+// Package fuzzseed adds seed inputs to a fuzz target and, on request,
+// writes them as its committed seed corpus (testdata/fuzz/<FuzzName>/), so
+// that the corpus is generated from the same values the target's code
+// names and can be regenerated after a change of layout:
+//
+//	KPS_WRITE_FUZZ_SEEDS=1 go test -run '^Fuzz' ./...
+package fuzzseed
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// WriteEnv, set to 1, makes Add write each seed into testdata/fuzz.
+const WriteEnv = "KPS_WRITE_FUZZ_SEEDS"
+
+// Add is f.Add, and with WriteEnv=1 also writes the seed to the corpus
+// directory of the running fuzz target. Arguments may be []byte, string,
+// bool, int, int64, uint8, uint16, uint32 or uint64.
+func Add(f *testing.F, args ...any) {
+	f.Helper()
+	f.Add(args...)
+	if os.Getenv(WriteEnv) != "1" {
+		return
+	}
+	var sb strings.Builder
+	sb.WriteString("go test fuzz v1\n")
+	for _, a := range args {
+		switch v := a.(type) {
+		case []byte:
+			fmt.Fprintf(&sb, "[]byte(%q)\n", v)
+		case string:
+			fmt.Fprintf(&sb, "string(%q)\n", v)
+		default:
+			fmt.Fprintf(&sb, "%T(%v)\n", v, v)
+		}
+	}
+	sum := sha256.Sum256([]byte(sb.String()))
+	dir := filepath.Join("testdata", "fuzz", f.Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seed-"+hex.EncodeToString(sum[:8])), []byte(sb.String()), 0o644); err != nil {
+		f.Fatal(err)
+	}
+}
