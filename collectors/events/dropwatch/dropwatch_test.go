@@ -233,7 +233,6 @@ func TestValidate(t *testing.T) {
 	assert.NoError(t, (&Config{Protocol: "tcp", Port: 80}).Validate())
 }
 
-
 // TestEveryReasonStartsAtZero: with all_reasons (the default) every reason
 // of the running kernel's enum has a drops series before its first drop,
 // so that increase() over a window holding that drop sees it; without it,
