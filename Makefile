@@ -16,7 +16,7 @@ CONFIG   ?= distribution/config.yaml
 ELASTICSEARCH_ENDPOINT ?= http://127.0.0.1:9200
 
 # Programs the tests and the collectors use, and the Debian package of each.
-DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux setpriv:util-linux fsfreeze:util-linux mount:mount
+DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux setpriv:util-linux fsfreeze:util-linux mount:mount prometheus:prometheus
 
 # What `make test-kernels` needs to boot other kernels under QEMU: program:package.
 KERNEL_TEST_TOOLS := qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio
@@ -75,7 +75,7 @@ vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
 
 docs:
-	go test -count=1 ./receiver/kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
+	go test -count=1 ./receiver/kernelreceiver -run '^(TestDocumentationIsCurrent|TestReadmeCollectorTable)$$' -update
 
 # Two steps, because ocb's own module download trips over versions the build never uses: ocb generates the sources and go.mod, tidies and checks
 # versions; then it compiles without touching go.mod again.

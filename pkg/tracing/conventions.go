@@ -157,11 +157,13 @@ func (c *Conventions) checkAttribute(where string, f storage.FieldDoc) []error {
 	if unitSuffix.MatchString(key) {
 		add("attribute %q carries a unit in its name", key)
 	}
+	// "int (string above 2^63-1)" is an int for the conventions.
+	typ, _, _ := strings.Cut(f.Type, " (")
 	switch want, ok := c.Attributes[key]; {
 	case !ok:
 		add("attribute %q is not in the conventions' attribute table", key)
-	case want != f.Type:
-		add("attribute %q is a %s here but a %s in the conventions", key, f.Type, want)
+	case want != typ:
+		add("attribute %q is a %s here but a %s in the conventions", key, typ, want)
 	}
 	return errs
 }

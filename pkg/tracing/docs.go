@@ -155,3 +155,23 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
+
+// WriteCollectorTable writes the Markdown table of collectors that README
+// shows between its "collectors" markers, linking each to its section of
+// docPath (the generated reference). A test compares README with it.
+func WriteCollectorTable(w io.Writer, regs []*Registration, docPath string) error {
+	p := &docPrinter{w: w}
+	p.line("| collector | type | events | metrics | what it watches |")
+	p.line("| --- | --- | --- | --- | --- |")
+	for _, r := range regs {
+		var events []string
+		for _, e := range r.Events {
+			events = append(events, "`"+storage.EventNamePrefix+e.Name+"`")
+		}
+		if len(events) == 0 {
+			events = []string{"–"}
+		}
+		p.line("| [%s](%s#%s) | %s | %s | %d | %s |", r.Name, docPath, r.Name, r.Type, strings.Join(events, ", "), len(r.Metrics), r.Description)
+	}
+	return p.err
+}

@@ -148,6 +148,8 @@ func TestDistribution(t *testing.T) {
 		}
 	})
 
+	t.Run("prometheus_increase", func(t *testing.T) { testIncreaseSeesTheFirstLinkChange(t, promAddr) })
+
 	// A BPF event: UDP to a closed loopback port is a NO_SOCKET drop.
 	t.Run("dropwatch_event", func(t *testing.T) {
 		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")

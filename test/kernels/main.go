@@ -69,12 +69,19 @@ func main() {
 	flag.StringVar(&packages, "packages", "", "test packages, comma-separated (default: ./pkg/bpf and every package with tests that imports it)")
 	flag.StringVar(&cfg.cache, "cache", ".cache/kernels", "directory for kernels, logs and the initramfs")
 	flag.BoolVar(&cfg.host, "host", true, "also run the test binaries on this machine (its own column)")
-	flag.StringVar(&cfg.matrix, "matrix", "docs/kernel-matrix.md", "where to write the matrix (empty: do not write it)")
+	flag.StringVar(&cfg.matrix, "matrix", "docs/kernel-matrix.md", "where to write the matrix (empty: do not write it); a run limited by -packages, -run or -kernels writes it only when this is given")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "limit per guest boot (and per run on this machine)")
 	flag.StringVar(&cfg.run, "run", "", "passed on as -test.run")
 	flag.Parse()
 	cfg.kernels = splitList(kernels)
 	cfg.packages = splitList(packages)
+	// The committed matrix is the whole run's: a partial run (one package,
+	// some tests, other kernels) would overwrite it with its own rows.
+	explicit := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if (explicit["packages"] || explicit["run"] || explicit["kernels"]) && !explicit["matrix"] {
+		cfg.matrix = ""
+	}
 	if len(cfg.packages) == 0 {
 		var err error
 		if cfg.packages, err = kernelFacingPackages(); err != nil {

@@ -132,4 +132,3 @@ func TestValidate(t *testing.T) {
 	assert.ErrorContains(t, (&Config{MaxBlockedTasks: -1}).Validate(), "max_blocked_tasks: -1")
 	assert.NoError(t, (&Config{MaxBlockedTasks: 3}).Validate())
 }
-

@@ -162,4 +162,3 @@ func TestOOMNamesTheVictimsContainer(t *testing.T) {
 		})
 	}
 }
-
