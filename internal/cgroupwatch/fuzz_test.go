@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
 )
 
 func rawCgroup(f func(*bpfCgroupEvent)) []byte {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
 )
 
 const fuzzID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

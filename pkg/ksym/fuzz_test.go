@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
 )
 
 // FuzzParse: /proc/kallsyms as a (faked, or future) kernel may print it.

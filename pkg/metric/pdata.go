@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // ErrUndeclared marks a point whose metric has no Desc. Such points are still

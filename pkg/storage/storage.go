@@ -23,8 +23,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // EventNamePrefix is prepended to the name given to Save to form the

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/ksym"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // fuzzSyms is a small symbol table, so decoding symbolizes as with kernel_stack.

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 func rawHung(f func(*bpfHungEvent)) []byte {

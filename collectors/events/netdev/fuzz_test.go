@@ -9,10 +9,10 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // hostLinkMessages are this host's RTM_NEWLINK payloads (ifinfomsg and

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
-	"github.com/otelcol-kernel/otelcol-kernel/internal/utf8safe"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 func rawOOM(f func(*bpfOomEvent)) []byte {

@@ -1,9 +1,6 @@
-// Package fuzzseed adds seed inputs to a fuzz target and, on request,
-// writes them as its committed seed corpus (testdata/fuzz/<FuzzName>/), so
-// that the corpus is generated from the same values the target's code
-// names and can be regenerated after a change of layout:
-//
-//	KPS_WRITE_FUZZ_SEEDS=1 go test -run '^Fuzz' ./...
+// Package fuzzseed adds seed inputs to fuzz targets and writes them, on
+// request, as the committed seed corpus. It imports nothing of this module,
+// so any package's internal tests can use it.
 package fuzzseed
 
 import (
@@ -16,12 +13,18 @@ import (
 	"testing"
 )
 
-// WriteEnv, set to 1, makes Add write each seed into testdata/fuzz.
+// WriteEnv, set to 1, makes FuzzSeed write each seed into testdata/fuzz.
 const WriteEnv = "KPS_WRITE_FUZZ_SEEDS"
 
-// Add is f.Add, and with WriteEnv=1 also writes the seed to the corpus
-// directory of the running fuzz target. Arguments may be []byte, string,
-// bool, int, int64, uint8, uint16, uint32 or uint64.
+// Add is f.Add, and with WriteEnv=1 also writes the seed to the
+// corpus directory of the running fuzz target (testdata/fuzz/<FuzzName>/),
+// so that the committed corpus comes from the same values the target's
+// code names and can be regenerated after a change of layout:
+//
+//	KPS_WRITE_FUZZ_SEEDS=1 go test -run '^Fuzz' ./...
+//
+// Arguments may be []byte, string, bool, int, int64, uint8, uint16, uint32
+// or uint64.
 func Add(f *testing.F, args ...any) {
 	f.Helper()
 	f.Add(args...)

@@ -6,7 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/otelcol-kernel/otelcol-kernel/internal/fuzzseed"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
 )
 
 func TestString(t *testing.T) {
