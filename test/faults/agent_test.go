@@ -148,13 +148,19 @@ func (c agentConfig) render(dir string, telPort int) string {
     logs: {receivers: [kernel], exporters: [%s]}
 `, logsTo)
 	}
+	// The event collectors other than dropwatch are off unless the test
+	// configures them: their events (another test's veth, say) would
+	// otherwise enter the counts.
+	kernel := c.kernel
+	for _, name := range []string{"netdev", "oom", "hungtask"} {
+		if !strings.Contains(kernel, name+":") {
+			kernel += "\n" + name + ": {enabled: false}"
+		}
+	}
 	return fmt.Sprintf(`receivers:
   kernel:
     collection_interval: 500ms
     event_queue: {size: 4096, batch_size: 512, flush_interval: 100ms}
-    netdev: {enabled: false}
-    oom: {enabled: false}
-    hungtask: {enabled: false}
 %s
 %s
 exporters:
@@ -168,7 +174,7 @@ service:
       level: detailed
       readers: [{pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d, without_scope_info: true}}}}]
   pipelines:
-%s`, indent(c.kernel, "    "), c.extra, filepath.Join(dir, "metrics.jsonl"), filepath.Join(dir, "events.jsonl"),
+%s`, indent(strings.TrimLeft(kernel, "\n"), "    "), c.extra, filepath.Join(dir, "metrics.jsonl"), filepath.Join(dir, "events.jsonl"),
 		indent(c.exporters, "  "), telPort, pipelines)
 }
 
