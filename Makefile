@@ -10,6 +10,8 @@ TOOLS    := $(ROOT)/.tools
 OCB      := $(TOOLS)/ocb
 MDATAGEN := $(TOOLS)/mdatagen
 DIST     := distribution/_build
+# A module of its own: collectors written against the public packages, as a third party writes them.
+EXAMPLES := examples/kernelcollectors
 BINARY   := $(DIST)/otelcol-kernel
 CONFIG   ?= distribution/config.yaml
 # for `make validate` of the Elasticsearch config when the variable is not set
@@ -31,7 +33,7 @@ help:
 	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
 	@echo 'make validate  otelcol-kernel validate on both distribution configs'
 	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
-	@echo 'make generate  go generate (mdatagen for the receiver metadata), then docs'
+	@echo 'make generate  go generate (bpf2go, mdatagen for the receiver metadata), then docs; also in $(EXAMPLES)'
 	@echo 'make docs      regenerate receiver/kernelreceiver/documentation.md'
 	@echo 'make tools     build ocb and mdatagen into .tools/ (pinned in tools/go.mod)'
 	@echo 'make deps      apt-get install the programs the tests need, if missing'
@@ -67,6 +69,7 @@ tools: $(OCB) $(MDATAGEN)
 # collectors' registrations), so docs is regenerated last.
 generate:
 	go generate ./...
+	cd $(EXAMPLES) && go generate ./... && go test -count=1 ./kernelreceiver -run '^TestDocumentationIsCurrent$$' -update
 	$(MAKE) --no-print-directory docs
 
 # bpf/include/vmlinux.h comes from the BTF of the kernel it is run on (CO-RE makes the programs portable);
@@ -95,8 +98,9 @@ validate: build
 
 # The distribution is built first so test/e2e and test/k8s find a fresh binary; if that build fails the tests
 # still run and those tests report the failure. test/k8s is a module of its own (so that the receiver does not
-# depend on client-go): its tests run after the main module's, into the same summary, whose last line is
-# "N passed, N failed, N skipped".
+# depend on client-go), and so is $(EXAMPLES) (collectors written outside this module, and the
+# distribution ocb builds with them, on the Go build cache this build warmed): their tests run after the main
+# module's, into the same summary, whose last line is "N passed, N failed, N skipped".
 test: deps
 	@mkdir -p $(TOOLS); echo "make build (log: .tools/build.log)"; \
 	$(MAKE) --no-print-directory build > $(TOOLS)/build.log 2>&1 || \
@@ -107,7 +111,8 @@ test: deps
 	@mounted=; if [ "$$(id -u)" = 0 ] && ! mountpoint -q /sys/kernel/tracing && ! mountpoint -q /sys/kernel/debug/tracing; then \
 	  mount -t tracefs tracefs /sys/kernel/tracing && mounted=1; fi; \
 	status=0; { rc=0; go test -json -count=1 -timeout 30m ./... 2>&1 || rc=$$?; \
-	  (cd test/k8s && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; exit $$rc; } | $(TOOLS)/testsummary || status=$$?; \
+	  (cd test/k8s && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; \
+	  (cd $(EXAMPLES) && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; exit $$rc; } | $(TOOLS)/testsummary || status=$$?; \
 	if [ -n "$$mounted" ]; then umount /sys/kernel/tracing; fi; exit $$status
 
 # The kernel-facing test packages on Debian's 6.1 and 6.12 cloud kernels (which have the kprobes and fentry this
@@ -152,10 +157,11 @@ fuzz:
 lint:
 	go vet ./...
 	cd test/k8s && go vet ./...
-	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './$(DIST)/*' -not -path '*/testdata/*' | xargs gofmt -l); \
+	cd $(EXAMPLES) && go vet ./...
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/_build/*' -not -path '*/testdata/*' | xargs gofmt -l); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 	GOOS=darwin go vet ./receiver/...
 	@echo 'lint ok'
 
 clean:
-	rm -rf $(DIST) $(TOOLS) otelcol-kernel-data
+	rm -rf $(DIST) $(EXAMPLES)/_build $(TOOLS) otelcol-kernel-data $(EXAMPLES)/otelcol-kernelcollectors-data

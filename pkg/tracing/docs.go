@@ -11,18 +11,46 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
 )
 
+// DocsOption adapts what WriteDocs writes around the reference to where
+// the file lives, for a module other than this one documenting its own
+// collectors.
+type DocsOption func(*docsOptions)
+
+type docsOptions struct {
+	conventions string // link target of docs/conventions.md
+	generatedBy string // the command that regenerates the file
+}
+
+// DocsConventionsLink is the link to otelcol-kernel's docs/conventions.md
+// (a URL, or a path relative to the written file); the default,
+// ../../docs/conventions.md, holds for receiver/kernelreceiver in this
+// repository.
+func DocsConventionsLink(target string) DocsOption {
+	return func(o *docsOptions) { o.conventions = target }
+}
+
+// DocsGeneratedBy names the command that regenerates the file in its
+// "do not edit" header (Markdown; default "`make docs`").
+func DocsGeneratedBy(command string) DocsOption {
+	return func(o *docsOptions) { o.generatedBy = command }
+}
+
 // WriteDocs writes the Markdown reference of the given collectors: every
 // setting, event field and metric, straight from their declarations. The
 // receiver's test compares it with the committed documentation.md, so the
 // reference cannot drift from the code.
-func WriteDocs(w io.Writer, regs []*Registration) error {
+func WriteDocs(w io.Writer, regs []*Registration, opts ...DocsOption) error {
+	o := docsOptions{conventions: "../../docs/conventions.md", generatedBy: "`make docs`"}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	p := &docPrinter{w: w}
-	p.line("<!-- Generated from the collectors' registrations by `make docs`; do not edit. -->")
+	p.line("<!-- Generated from the collectors' registrations by %s; do not edit. -->", o.generatedBy)
 	p.line("# Kernel receiver reference")
 	p.line("")
 	p.line("Every collector of this build, with its settings, the events it saves (one LogRecord each, its EventName")
 	p.line("saying what happened) and the metrics it reports. Names, types and units follow")
-	p.line("[docs/conventions.md](../../docs/conventions.md). Every event also has the attribute")
+	p.line("[docs/conventions.md](%s). Every event also has the attribute", o.conventions)
 	p.line("`" + storage.AttrTracerType + "` (`event` or `autotracing`).")
 	p.line("")
 	p.line("Events and metrics go into one Resource per container, and one for the host, with these attributes")

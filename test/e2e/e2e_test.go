@@ -207,8 +207,8 @@ func TestDistribution(t *testing.T) {
 			if len(found) == 0 {
 				return false, "none yet"
 			}
-			if found[0]["memory_cgroup.path"] != cg.Path || found[0]["scope"] != "cgroup" {
-				t.Errorf("record %v: want memory_cgroup.path %s and scope cgroup", found[0], cg.Path)
+			if found[0]["kernel.memcg.path"] != cg.Path || found[0]["kernel.oom.scope"] != "cgroup" {
+				t.Errorf("record %v: want kernel.memcg.path %s and kernel.oom.scope cgroup", found[0], cg.Path)
 			}
 			res := resourceOf(logs, "kernel.oom.kill", "thread.id", pid)
 			if res["container.id"] != id || res["k8s.pod.uid"] != uid {

@@ -42,7 +42,7 @@ func kernelFacingPackages() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("go list: %w", err)
 	}
-	pkgs := []string{"./pkg/...", "./internal/...", "./collectors/..."}
+	pkgs := []string{"./pkg/bpf"}
 	for _, line := range strings.Split(string(out), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) > 1 && slices.Contains(fields[1:], bpfPackage) {

@@ -288,10 +288,13 @@ func (c *netdevCollector) handle(w *watcher, u netlink.LinkUpdate) {
 	if !c.wanted(attrs.Name) {
 		return
 	}
-	if !seen {
-		// Known from now on: its series start at 0, so that the first
-		// change is an increase and not a series appearing at 1.
+	if !seen || prev.name != attrs.Name {
+		// Known from now on (or under its new name): its series start at
+		// 0, so that the first change is an increase and not a series
+		// appearing at 1.
 		c.track(w.inode, attrs.Name)
+	}
+	if !seen {
 		return
 	}
 	changes := diff(prev.linkState, now)
