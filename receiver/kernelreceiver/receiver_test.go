@@ -363,7 +363,9 @@ type asyncConsumer struct {
 	wg    sync.WaitGroup
 }
 
-func (a *asyncConsumer) Capabilities() consumer.Capabilities { return consumer.Capabilities{MutatesData: true} }
+func (a *asyncConsumer) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
 func (a *asyncConsumer) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	a.wg.Add(1)
 	go func() {
