@@ -7,4 +7,4 @@ count=${COUNT:-5}
 # The dropwatch benchmarks load BPF (root) and set kernel.bpf_stats_enabled
 # for their duration (restored after).
 go test -run '^$' -bench . -benchtime 2s -count "$count" -benchmem \
-  ./pkg/storage/ ./pkg/metric/ ./pkg/container/ ./collectors/events/dropwatch/ | tee "${OUT:-/dev/stderr}" | grep -E '^(Benchmark|ok|FAIL)'
+  ./pkg/storage/ ./pkg/metric/ ./pkg/container/ ./pkg/ksym/ ./pkg/tasks/ ./collectors/events/dropwatch/ | tee "${OUT:-/dev/stderr}" | grep -E '^(Benchmark|ok|FAIL)'

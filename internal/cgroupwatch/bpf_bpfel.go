@@ -32,9 +32,11 @@ const (
 )
 
 type bpfRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 // Names of all BPF objects in the ELF.

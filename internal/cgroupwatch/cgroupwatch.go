@@ -13,9 +13,7 @@
 package cgroupwatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -44,6 +42,21 @@ type Watcher struct {
 	done   sync.WaitGroup
 
 	records, truncated, lost atomic.Uint64
+	mu                       sync.Mutex // held while reading the kernel's counter
+	stopped                  bool       // the maps may be closed: read no more
+}
+
+// counts reads the kernel's count of lost records (one syscall), for the
+// resolver's Stats.
+func (w *Watcher) counts() (lost, truncated uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		if n, err := w.obj.EventsLost(); err == nil {
+			w.lost.Store(n)
+		}
+	}
+	return w.lost.Load(), w.truncated.Load()
 }
 
 // Stats are the watcher's counters.
@@ -67,6 +80,11 @@ func Start(r *container.Resolver, opts bpf.Options, logger *zap.Logger) (*Watche
 			mask |= 1 << h.ID
 		}
 	}
+	if opts.RingBufferBytes == 0 {
+		// 128 records of 512 bytes between two reads; a burst beyond it is
+		// counted lost, and those cgroups are found by walking.
+		opts.RingBufferBytes = bpf.SmallRing(64 << 10)
+	}
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants:  map[string]any{"tracked_hierarchies": mask},
@@ -79,15 +97,21 @@ func Start(r *container.Resolver, opts bpf.Options, logger *zap.Logger) (*Watche
 	r.NoteTracker(true, 0, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watcher{obj: obj, cancel: cancel}
+	r.TrackerCounts(w.counts)
 	w.done.Add(1)
 	go func() {
 		defer w.done.Done()
-		err := obj.ServeEvents(ctx, 0, func(raw []byte) { w.handle(r, raw, logger) }, func(rd *bpf.EventReader) {
-			if n, err := rd.Lost(); err == nil {
-				w.lost.Store(n)
-			}
-			r.NoteTracker(ctx.Err() == nil, w.lost.Load(), w.truncated.Load())
-		})
+		err := obj.ServeEvents(ctx, 0, func(raw []byte) { w.handle(r, raw, logger) })
+		// The last count, while the maps are open; from now on Stats
+		// reports it as it was.
+		w.mu.Lock()
+		if n, err := obj.EventsLost(); err == nil {
+			w.lost.Store(n)
+		}
+		w.stopped = true
+		w.mu.Unlock()
+		r.TrackerCounts(nil)
+		r.NoteTracker(false, w.lost.Load(), w.truncated.Load())
 		if err != nil && !errors.Is(err, context.Canceled) {
 			logger.Warn("cgroup watch stopped; unknown cgroups are found by walking from now on", zap.Error(err))
 		}
@@ -97,7 +121,7 @@ func Start(r *container.Resolver, opts bpf.Options, logger *zap.Logger) (*Watche
 
 func (w *Watcher) handle(r *container.Resolver, raw []byte, logger *zap.Logger) {
 	var ev bpfCgroupEvent
-	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+	if err := bpf.Decode(raw, &ev, 0); err != nil {
 		logger.Debug("malformed cgroup record", zap.Error(err), zap.Int("bytes", len(raw)))
 		return
 	}
@@ -117,7 +141,8 @@ func (w *Watcher) handle(r *container.Resolver, raw []byte, logger *zap.Logger) 
 
 // Stats returns the counters.
 func (w *Watcher) Stats() Stats {
-	return Stats{Records: w.records.Load(), Truncated: w.truncated.Load(), Lost: w.lost.Load()}
+	lost, truncated := w.counts()
+	return Stats{Records: w.records.Load(), Truncated: truncated, Lost: lost}
 }
 
 // Attached describes the hooks in use.

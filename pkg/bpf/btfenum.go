@@ -12,9 +12,12 @@ import (
 // name, read from its BTF, with trimPrefix removed from each name. Reading
 // them at run time, rather than from a table frozen when we built, keeps
 // names right on kernels that add, remove or renumber values (the drop
-// reasons of skb/kfree_skb change in most releases).
+// reasons of skb/kfree_skb change in most releases). It shares the decoded
+// kernel BTF with the program loads running at the same time.
 func KernelEnum(name, trimPrefix string) (map[uint64]string, error) {
-	spec, err := btf.LoadKernelSpec()
+	cache := acquireBTF()
+	defer releaseBTF()
+	spec, err := cache.Kernel()
 	if err != nil {
 		return nil, fmt.Errorf("loading kernel BTF: %w", err)
 	}
@@ -34,4 +37,17 @@ func enumFrom(spec *btf.Spec, name, trimPrefix string) (map[uint64]string, error
 		out[v.Value] = strings.TrimPrefix(v.Name, trimPrefix)
 	}
 	return out, nil
+}
+
+// EnumSlots is how many array slots index every value of names (its
+// largest value plus one), at least minSlots: what a BPF map counting per
+// enum value needs on this kernel, rather than a fixed guess.
+func EnumSlots(names map[uint64]string, minSlots uint32) uint32 {
+	n := minSlots
+	for v := range names {
+		if v < 1<<20 && uint32(v)+1 > n {
+			n = uint32(v) + 1
+		}
+	}
+	return n
 }

@@ -1,10 +1,11 @@
 package bpf
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -53,12 +54,22 @@ func prepareEventChannel(cs *ebpf.CollectionSpec, opts Options) (usePerf bool, e
 	return false, nil
 }
 
+// SmallRing is a ring buffer size for collectors whose events are rare
+// (an OOM kill, a hung task): n bytes, at least a page. The ring buffer's
+// pages are resident, mapped twice into the reader, for the receiver's
+// whole life: 256 KiB for a few events an hour is half a MB of RSS each.
+func SmallRing(n uint32) uint32 {
+	return max(n, uint32(os.Getpagesize()))
+}
+
 // EventReader reads the events a collection emits through events.h,
 // whichever channel the kernel got.
 type EventReader struct {
-	ring *ringbuf.Reader
-	perf *perf.Reader
-	lost *ebpf.Map
+	ring    *ringbuf.Reader
+	perf    *perf.Reader
+	lost    *ebpf.Map
+	ringRec ringbuf.Record
+	perfRec perf.Record
 }
 
 // NewEventReader opens the collection's event channel. perCPUBytes sizes
@@ -89,15 +100,23 @@ func (o *Object) NewEventReader(perCPUBytes int) (*EventReader, error) {
 // caller owns. It returns ErrClosed once Close was called, and
 // os.ErrDeadlineExceeded after a SetDeadline passes.
 func (r *EventReader) Read() ([]byte, error) {
+	raw, err := r.next()
+	return bytes.Clone(raw), err
+}
+
+// next is Read into the reader's own buffer, which the next call reuses:
+// no allocation per event.
+func (r *EventReader) next() ([]byte, error) {
 	if r.ring != nil {
-		rec, err := r.ring.Read()
+		err := r.ring.ReadInto(&r.ringRec)
 		if errors.Is(err, ringbuf.ErrClosed) {
 			return nil, ErrClosed
 		}
-		return rec.RawSample, err
+		return r.ringRec.RawSample, err
 	}
 	for {
-		rec, err := r.perf.Read()
+		rec := &r.perfRec
+		err := r.perf.ReadInto(rec)
 		if errors.Is(err, perf.ErrClosed) {
 			return nil, ErrClosed
 		}
@@ -125,12 +144,25 @@ func (r *EventReader) SetDeadline(t time.Time) {
 // Lost is how many events never reached user space because the buffer
 // was full, counted in the kernel by events.h on both paths.
 func (r *EventReader) Lost() (uint64, error) {
-	var perCPU []uint64
-	if err := r.lost.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("bpf: reading %s: %w", eventsLostMap, err)
+	return sumMap(r.lost, eventsLostMap)
+}
+
+// EventsLost is EventReader.Lost without a reader: it reads the object's
+// loss counter, so an Update can report it without touching the reader.
+func (o *Object) EventsLost() (uint64, error) {
+	if !o.events {
+		return 0, errors.New("bpf: the collection has no event channel (events.h)")
+	}
+	return sumMap(o.Collection.Maps[eventsLostMap], eventsLostMap)
+}
+
+func sumMap(m *ebpf.Map, name string) (uint64, error) {
+	sums, err := SumPerCPU(m)
+	if err != nil {
+		return 0, fmt.Errorf("bpf: reading %s: %w", name, err)
 	}
 	var n uint64
-	for _, v := range perCPU {
+	for _, v := range sums {
 		n += v
 	}
 	return n, nil
@@ -145,37 +177,23 @@ func (r *EventReader) Close() error {
 }
 
 // ServeEvents reads the collection's events until ctx ends or reading
-// fails, calling handle with each event's bytes. Beside it, every second
-// and once more at the end, it calls refresh (from another goroutine),
-// where a collector copies kernel-side counters for its Update.
-func (o *Object) ServeEvents(ctx context.Context, perCPUBytes int, handle func(raw []byte), refresh func(rd *EventReader)) error {
+// fails, calling handle with each event's bytes. The bytes are reused for
+// the next event: handle decodes them and must not keep them.
+// It wakes only for events: kernel-side counters are for the collector's
+// Update to read (EventCounters), not polled here.
+func (o *Object) ServeEvents(ctx context.Context, perCPUBytes int, handle func(raw []byte)) error {
 	rd, err := o.NewEventReader(perCPUBytes)
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				refresh(rd)
-				continue
-			case <-ctx.Done():
-			case <-stop:
-			}
-			refresh(rd)
-			rd.Close() // ends the Read below
-			return
+	stop := context.AfterFunc(ctx, func() { rd.Close() }) // ends the Read below
+	defer func() {
+		if stop() { // ctx did not end: reading failed
+			rd.Close()
 		}
 	}()
-	defer func() { close(stop); wg.Wait() }()
 	for {
-		raw, err := rd.Read()
+		raw, err := rd.next()
 		if errors.Is(err, ErrClosed) {
 			return nil
 		}
@@ -193,20 +211,12 @@ func (o *Object) RateCounts() (passed, limited uint64, err error) {
 	if m == nil {
 		return 0, 0, errors.New("bpf: the collection has no rate limiter")
 	}
-	sum := func(idx uint32) (uint64, error) {
-		var perCPU []uint64
-		if err := m.Lookup(idx, &perCPU); err != nil {
-			return 0, err
-		}
-		var n uint64
-		for _, v := range perCPU {
-			n += v
-		}
-		return n, nil
-	}
-	if passed, err = sum(0); err != nil {
+	sums, err := SumPerCPU(m)
+	if err != nil {
 		return 0, 0, err
 	}
-	limited, err = sum(1)
-	return passed, limited, err
+	if len(sums) < 2 {
+		return 0, 0, fmt.Errorf("bpf: rate_counters has %d slots, not 2", len(sums))
+	}
+	return sums[0], sums[1], nil
 }

@@ -275,7 +275,9 @@ func tryLoad(spec Spec, opts Options, candidates [][]Candidate, choice []int) (*
 		}
 	}
 
-	coll, err := ebpf.NewCollection(cs)
+	cache := acquireBTF()
+	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{Cache: cache})
+	releaseBTF()
 	if err != nil {
 		// cilium/ebpf names the program that failed: "program NAME: ...".
 		for name, i := range keep {

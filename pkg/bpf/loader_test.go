@@ -228,6 +228,38 @@ func testRateLimit(t *testing.T, perf bool) {
 	assert.Len(t, events, int(passed), "what passed is what was emitted")
 }
 
+// Over several one-second windows the cap holds per window, including the
+// windows in which full-window rejects are decided on jiffies alone, once
+// the program has measured the tick rate.
+func TestRateLimiterOverSeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 3 seconds")
+	}
+	const limit = 5
+	obj := load(t, selftestSpec(t, limit), Options{Force: map[string]Kind{"getppid": Tracepoint}})
+	rd := openEvents(t, obj)
+	start := time.Now()
+	calls := 0
+	for time.Since(start) < 3200*time.Millisecond {
+		syscall.Getppid()
+		calls++
+	}
+	elapsed := time.Since(start)
+	passed, limited, err := obj.RateCounts()
+	require.NoError(t, err)
+	windows := int(elapsed/time.Second) + 1 // 4
+	t.Logf("%d calls in %v: %d passed, %d limited", calls, elapsed, passed, limited)
+	assert.Equal(t, uint64(calls), passed+limited)
+	assert.GreaterOrEqual(t, passed, uint64((windows-1)*limit), "every window lets the cap through")
+	assert.LessOrEqual(t, passed, uint64((windows+1)*limit), "and no more")
+	assert.Len(t, readEvents(t, rd), int(passed))
+	var w selftestRateWindow
+	require.NoError(t, obj.Collection.Maps["rate_window"].Lookup(uint32(0), &w))
+	// jiffies64 is 5.5+: there the tick rate is known after two windows.
+	assert.Positive(t, w.JiffiesPerSec, "the tick rate was measured")
+	assert.LessOrEqual(t, w.JiffiesPerSec, uint64(1000), "HZ is at most 1000")
+}
+
 func TestLostEventsAreCounted(t *testing.T) {
 	channels(t, func(t *testing.T, perf bool) {
 		// One page of ring buffer (or of perf buffer per CPU) holds a few

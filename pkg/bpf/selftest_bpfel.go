@@ -20,9 +20,11 @@ type selftestHist struct {
 }
 
 type selftestRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 type selftestSelftestEvent struct {

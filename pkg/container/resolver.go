@@ -105,6 +105,7 @@ type Resolver struct {
 
 	tracked                       bool
 	trackerLost, trackerTruncated uint64
+	trackerCounts                 func() (lost, truncated uint64)
 
 	netns netnsCache
 
@@ -468,8 +469,27 @@ func (r *Resolver) NoteTracker(tracked bool, lost, truncated uint64) {
 	r.tracked, r.trackerLost, r.trackerTruncated = tracked, lost, truncated
 }
 
+// TrackerCounts makes Stats ask counts for the watcher's lost and
+// truncated records, so the watcher reads its kernel counter only when the
+// self-telemetry asks, not on a timer. It replaces the counts NoteTracker
+// gave.
+func (r *Resolver) TrackerCounts(counts func() (lost, truncated uint64)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trackerCounts = counts
+}
+
 // Stats returns the counters.
 func (r *Resolver) Stats() Stats {
+	r.mu.Lock()
+	counts := r.trackerCounts
+	r.mu.Unlock()
+	if counts != nil {
+		lost, truncated := counts()
+		r.mu.Lock()
+		r.trackerLost, r.trackerTruncated = lost, truncated
+		r.mu.Unlock()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := Stats{Entries: r.lru.Len(), Containers: len(r.containers), Evictions: r.evictions, Walks: r.walks, Lookups: map[string]uint64{},

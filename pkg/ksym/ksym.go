@@ -2,19 +2,26 @@
 // "function+0xoffset" using /proc/kallsyms.
 //
 // The table is read once and kept sorted; a lookup is a binary search.
-// Only text symbols are kept. Addresses read as 0 when kptr_restrict hides
-// them from this process, and Load then says so.
+// Only text symbols are kept, in a compact form (addresses in one slice,
+// names back to back in one buffer: about 4.5 MB for a distribution
+// kernel's 120 000 text symbols, against twice that as Go strings).
+// Addresses read as 0 when kptr_restrict hides them from this process, and
+// Load then says so.
+//
+// Shared gives every collector of the process the same table, read on
+// first use: a collector that never symbolizes never pays for it.
 package ksym
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
@@ -22,13 +29,28 @@ import (
 // Table is a sorted kernel symbol table.
 type Table struct {
 	addrs []uint64
-	names []string
+	ends  []uint32 // name i is names[ends[i-1]:ends[i]]
+	names []byte
 }
 
 // ErrHidden means /proc/kallsyms showed no addresses (kptr_restrict). It
 // wraps tracing.ErrNotPermitted: a collector that needs the addresses
 // stays inactive rather than retrying.
 var ErrHidden = tracing.NotPermitted("kernel symbol addresses in /proc/kallsyms are hidden from this process (kernel.kptr_restrict): it needs CAP_SYSLOG")
+
+var shared struct {
+	once sync.Once
+	t    *Table
+	err  error
+}
+
+// Shared returns the process's table, reading /proc/kallsyms the first
+// time it is called; a failure is remembered too, so that a host hiding
+// its addresses is not asked again per event.
+func Shared() (*Table, error) {
+	shared.once.Do(func() { shared.t, shared.err = Load() })
+	return shared.t, shared.err
+}
 
 // Load reads /proc/kallsyms.
 func Load() (*Table, error) {
@@ -46,50 +68,138 @@ func Load() (*Table, error) {
 // Parse reads a kallsyms listing: "ADDRESS TYPE NAME [MODULE]" per line.
 func Parse(r io.Reader) (*Table, error) {
 	t := &Table{}
-	type sym struct {
-		addr uint64
-		name string
-	}
-	var syms []sym
 	nonZero := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 {
+	sorted := true
+	br := bufio.NewReaderSize(r, 64*1024)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// No real line is this long; skip the rest of it.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
 			continue
 		}
-		switch fields[1] {
-		case "t", "T", "w", "W": // text (and weak text) symbols
-		default:
-			continue
+		if len(line) > 0 {
+			if perr := t.addLine(line, &nonZero, &sorted); perr != nil {
+				return nil, perr
+			}
 		}
-		addr, err := strconv.ParseUint(fields[0], 16, 64)
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			return nil, fmt.Errorf("kallsyms: bad address %q", fields[0])
+			return nil, err
 		}
-		if addr != 0 {
-			nonZero = true
-		}
-		name := fields[2]
-		if len(fields) > 3 { // a module symbol: "name [module]"
-			name += " " + fields[3]
-		}
-		syms = append(syms, sym{addr, name})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(syms) > 0 && !nonZero {
+	if t.Len() > 0 && !nonZero {
 		return nil, ErrHidden
 	}
-	sort.SliceStable(syms, func(i, j int) bool { return syms[i].addr < syms[j].addr })
-	t.addrs = make([]uint64, len(syms))
-	t.names = make([]string, len(syms))
-	for i, s := range syms {
-		t.addrs[i], t.names[i] = s.addr, s.name
+	if !sorted {
+		t.sort()
 	}
+	// Give back what growing the slices over-allocated.
+	t.addrs = append([]uint64(nil), t.addrs...)
+	t.ends = append([]uint32(nil), t.ends...)
+	t.names = append([]byte(nil), t.names...)
 	return t, nil
+}
+
+// field cuts the first space- or tab-separated field off s.
+func field(s []byte) (f, rest []byte) {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	s = s[i:]
+	j := bytes.IndexAny(s, " \t")
+	if j < 0 {
+		return s, nil
+	}
+	return s[:j], s[j:]
+}
+
+func (t *Table) addLine(line []byte, nonZero, sorted *bool) error {
+	line = bytes.TrimRight(line, "\r\n")
+	addrText, rest := field(line)
+	typ, rest := field(rest)
+	name, rest := field(rest)
+	if len(name) == 0 || len(typ) != 1 {
+		return nil
+	}
+	switch typ[0] {
+	case 't', 'T', 'w', 'W': // text (and weak text) symbols
+	default:
+		return nil
+	}
+	addr, ok := parseHex(addrText)
+	if !ok {
+		return fmt.Errorf("kallsyms: bad address %q", addrText)
+	}
+	if addr != 0 {
+		*nonZero = true
+	}
+	if n := len(t.addrs); n > 0 && addr < t.addrs[n-1] {
+		*sorted = false
+	}
+	t.addrs = append(t.addrs, addr)
+	t.names = append(t.names, name...)
+	if module, _ := field(rest); len(module) > 0 { // a module symbol: "name [module]"
+		t.names = append(t.names, ' ')
+		t.names = append(t.names, module...)
+	}
+	t.ends = append(t.ends, uint32(len(t.names)))
+	return nil
+}
+
+// parseHex is strconv.ParseUint(s, 16, 64) without converting to a string
+// per line.
+func parseHex(s []byte) (uint64, bool) {
+	if len(s) == 0 || len(s) > 16 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
+}
+
+// sort orders the table by address, keeping the listing's order among
+// equal addresses.
+func (t *Table) sort() {
+	perm := make([]int32, len(t.addrs))
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	sort.SliceStable(perm, func(i, j int) bool { return t.addrs[perm[i]] < t.addrs[perm[j]] })
+	addrs := make([]uint64, 0, len(t.addrs))
+	ends := make([]uint32, 0, len(t.ends))
+	names := make([]byte, 0, len(t.names))
+	for _, i := range perm {
+		addrs = append(addrs, t.addrs[i])
+		names = append(names, t.name(int(i))...)
+		ends = append(ends, uint32(len(names)))
+	}
+	t.addrs, t.ends, t.names = addrs, ends, names
+}
+
+func (t *Table) name(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return t.names[start:t.ends[i]]
 }
 
 // Len is the number of symbols.
@@ -101,24 +211,37 @@ func (t *Table) Len() int { return len(t.addrs) }
 // loaded after the table was read, say).
 const maxOffset = 1 << 20
 
+func (t *Table) find(addr uint64) (int, bool) {
+	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > addr }) - 1
+	if i < 0 || addr-t.addrs[i] >= maxOffset {
+		return 0, false
+	}
+	return i, true
+}
+
 // Resolve returns the symbol containing addr and the offset into it; ok is
 // false below the first symbol and past the plausible end of the last one.
 func (t *Table) Resolve(addr uint64) (name string, offset uint64, ok bool) {
-	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > addr }) - 1
-	if i < 0 || addr-t.addrs[i] >= maxOffset {
+	i, ok := t.find(addr)
+	if !ok {
 		return "", 0, false
 	}
-	return t.names[i], addr - t.addrs[i], true
+	return string(t.name(i)), addr - t.addrs[i], true
 }
 
 // Symbolize formats addr as "name+0xoffset", or as the bare hex address
 // when it is below every symbol.
 func (t *Table) Symbolize(addr uint64) string {
-	name, off, ok := t.Resolve(addr)
+	i, ok := t.find(addr)
 	if !ok {
-		return fmt.Sprintf("0x%x", addr)
+		return "0x" + strconv.FormatUint(addr, 16)
 	}
-	return fmt.Sprintf("%s+0x%x", name, off)
+	name := t.name(i)
+	buf := make([]byte, 0, len(name)+19)
+	buf = append(buf, name...)
+	buf = append(buf, "+0x"...)
+	buf = strconv.AppendUint(buf, addr-t.addrs[i], 16)
+	return string(buf)
 }
 
 // Stack symbolizes a stack from bpf_get_stack, stopping at the first zero

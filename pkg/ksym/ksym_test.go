@@ -68,3 +68,43 @@ func TestRunningKernel(t *testing.T) {
 	}
 	t.Fatal("do_sys_openat2 not in /proc/kallsyms")
 }
+
+// A listing out of address order (modules are listed after the kernel,
+// and may load below it) is sorted, each name kept with its address.
+func TestUnsortedListing(t *testing.T) {
+	tab, err := Parse(strings.NewReader("ffffffff81003000 T c_func\nffffffff81001000 t a_func\nffffffffc0001000 t m_func\t[mod]\nffffffff81002000 T b_func\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "a_func+0x10", tab.Symbolize(0xffffffff81001010))
+	assert.Equal(t, "b_func+0x0", tab.Symbolize(0xffffffff81002000))
+	assert.Equal(t, "c_func+0x1", tab.Symbolize(0xffffffff81003001))
+	assert.Equal(t, "m_func [mod]+0x2", tab.Symbolize(0xffffffffc0001002))
+}
+
+func TestSharedIsReadOnce(t *testing.T) {
+	testenv.RequireRoot(t, "reading kernel addresses from /proc/kallsyms")
+	a, err := Shared()
+	require.NoError(t, err)
+	b, err := Shared()
+	require.NoError(t, err)
+	assert.Same(t, a, b)
+}
+
+// BenchmarkLoad is the one-time cost of reading the running kernel's
+// table, with the memory the table keeps (B/op includes the growth).
+func BenchmarkLoad(b *testing.B) {
+	testenv.RequireRoot(b, "reading kernel addresses from /proc/kallsyms")
+	var tab *Table
+	for b.Loop() {
+		var err error
+		if tab, err = Load(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(tab.Len()), "symbols")
+	b.ReportMetric(float64(len(tab.addrs)*8+len(tab.ends)*4+len(tab.names))/(1<<20), "MiB-kept")
+}
+
+func TestBadAddress(t *testing.T) {
+	_, err := Parse(strings.NewReader("ffffffff8100zz00 T f\n"))
+	assert.ErrorContains(t, err, `bad address "ffffffff8100zz00"`)
+}

@@ -71,6 +71,10 @@ type Options struct {
 	// ShutdownTimeout bounds Shutdown: what the pipeline has not taken by
 	// then is dropped and counted (DropShutdown). 0 means 4s.
 	ShutdownTimeout time.Duration
+	// CheckWriters, when set, is called for every saved event whose
+	// AttributeWriter disagrees with the reflective mapping (tests set it;
+	// it doubles the conversion cost).
+	CheckWriters func(name string, err error)
 }
 
 // shutdownGrace is how long Shutdown still waits, after ShutdownTimeout,
@@ -242,6 +246,11 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 		return nil
 	}
 	lr := NewRecord(s.tracerType, name, t, data)
+	if check := sink.opts.CheckWriters; check != nil {
+		if err := CheckWriter(data); err != nil {
+			check(name, err)
+		}
+	}
 	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
 }
 
@@ -263,7 +272,7 @@ func NewRecord(tracerType, name string, t time.Time, data any) plog.LogRecord {
 	}
 	attrs := lr.Attributes()
 	attrs.PutStr(AttrTracerType, tracerType)
-	PutAttributes(attrs, data)
+	putData(attrs, data)
 	// Whichever way the attributes were written, every string in the record
 	// leaves valid UTF-8: comm, interface names and cgroup paths come from
 	// other processes and can be any bytes. This is the one place for it.
@@ -293,14 +302,27 @@ func (s *Sink) enqueue(r record) error {
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
 	b := s.newBatch()
-	ticker := time.NewTicker(s.opts.FlushInterval)
-	defer ticker.Stop()
+	// The flush timer runs only while a batch waits: an idle sink does not
+	// wake up.
+	timer := time.NewTimer(s.opts.FlushInterval)
+	timer.Stop()
+	defer timer.Stop()
+	var flushC <-chan time.Time
 	for {
 		select {
 		case r := <-s.queue:
 			s.add(ctx, b, r)
-		case <-ticker.C:
+			switch b.n {
+			case 0: // sent on by size
+				timer.Stop()
+				flushC = nil
+			case 1: // a new batch: flush it by the interval at the latest
+				timer.Reset(s.opts.FlushInterval)
+				flushC = timer.C
+			}
+		case <-flushC:
 			s.flush(ctx, b)
+			flushC = nil
 		case <-s.stopped:
 			// No Save can send any more: drain what is queued and go.
 			for {

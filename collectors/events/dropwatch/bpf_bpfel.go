@@ -43,9 +43,11 @@ type bpfDropEvent struct {
 }
 
 type bpfRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -65,6 +67,7 @@ const (
 	bpfVarFilterPort      = "filter_port"
 	bpfVarFilterProtocol  = "filter_protocol"
 	bpfVarRateLimitPerSec = "rate_limit_per_sec"
+	bpfVarReasonSlots     = "reason_slots"
 	bpfVarUnusedDropEvent = "unused_drop_event"
 	bpfVarUsePerfBuffer   = "use_perf_buffer"
 )
@@ -136,6 +139,7 @@ type bpfVariableSpecs struct {
 	FilterPort      *ebpf.VariableSpec `ebpf:"filter_port"`
 	FilterProtocol  *ebpf.VariableSpec `ebpf:"filter_protocol"`
 	RateLimitPerSec *ebpf.VariableSpec `ebpf:"rate_limit_per_sec"`
+	ReasonSlots     *ebpf.VariableSpec `ebpf:"reason_slots"`
 	UnusedDropEvent *ebpf.VariableSpec `ebpf:"unused_drop_event"`
 	UsePerfBuffer   *ebpf.VariableSpec `ebpf:"use_perf_buffer"`
 }
@@ -189,6 +193,7 @@ type bpfVariables struct {
 	FilterPort      *ebpf.Variable `ebpf:"filter_port"`
 	FilterProtocol  *ebpf.Variable `ebpf:"filter_protocol"`
 	RateLimitPerSec *ebpf.Variable `ebpf:"rate_limit_per_sec"`
+	ReasonSlots     *ebpf.Variable `ebpf:"reason_slots"`
 	UnusedDropEvent *ebpf.Variable `ebpf:"unused_drop_event"`
 	UsePerfBuffer   *ebpf.Variable `ebpf:"use_perf_buffer"`
 }

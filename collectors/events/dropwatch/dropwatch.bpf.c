@@ -4,7 +4,13 @@
  * drop reason, addresses and ports, interface and network namespace.
  * Filtering (protocol, port) and the events-per-second cap happen here, so
  * a drop storm costs user space nothing; every drop that passes the filter
- * is counted per reason, capped or not. */
+ * is counted per reason, capped or not.
+ *
+ * The program runs for every freed packet the kernel calls a drop, so the
+ * cheapest reject comes first: the filter (only when one is set), the
+ * per-reason count, the rate check; only a drop that becomes an event pays
+ * for its record (headers parsed, interface read, no clearing of the whole
+ * record). */
 #include "vmlinux.h"
 #include "common.h"
 #include "events.h"
@@ -15,11 +21,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define MAX_STACK_DEPTH 32
-#define MAX_REASONS 1024
 
 volatile const __u8 filter_protocol = 0; /* IPPROTO_*; 0: any */
 volatile const __u16 filter_port = 0;    /* source or destination port; 0: any */
 volatile const bool capture_stack = false;
+/* Slots of reason_counts: Go sizes the map from the running kernel's enum
+ * skb_drop_reason (its largest value plus one) and sets this to match; a
+ * reason past it is counted in the last slot. */
+volatile const __u32 reason_slots = 1024;
 
 struct drop_event {
 	struct event_header hdr; /* the task running when the packet was freed */
@@ -36,6 +45,7 @@ struct drop_event {
 	__u8 daddr[16];
 	char ifname[16];
 	__s64 stack_bytes;       /* bytes of stack captured, or a negative error */
+	/* Sent only with capture_stack: without it the record ends here. */
 	__u64 stack[MAX_STACK_DEPTH];
 };
 
@@ -51,28 +61,31 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_REASONS);
+	__uint(max_entries, 1024); /* Go resizes it to reason_slots */
 	__type(key, __u32);
 	__type(value, __u64);
 } reason_counts SEC(".maps");
 
-static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location, __u32 reason)
+/* parse_packet fills the record's protocol, address and port fields from
+ * the packet's headers; every one of them is written, since the record is
+ * not cleared. It returns nonzero when the network header cannot be read. */
+static __always_inline int parse_packet(struct sk_buff *skb, struct drop_event *e)
 {
-	__u32 zero = 0;
-	struct drop_event *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e || !skb)
-		return 0;
-	__builtin_memset(e, 0, sizeof(*e));
-
 	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u16 th = BPF_CORE_READ(skb, transport_header);
 	e->l3_proto = proto;
+	e->ip_version = 0;
+	e->l4_proto = 0;
+	e->sport = 0;
+	e->dport = 0;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	if (proto == ETH_P_IP) {
 		struct iphdr ip;
 		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
-			return 0;
+			return -1;
 		e->ip_version = 4;
 		e->l4_proto = ip.protocol;
 		__builtin_memcpy(e->saddr, &ip.saddr, 4);
@@ -82,7 +95,7 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
-			return 0;
+			return -1;
 		e->ip_version = 6;
 		e->l4_proto = ip6.nexthdr;
 		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
@@ -97,31 +110,61 @@ static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location
 			e->dport = bpf_ntohs(ports[1]);
 		}
 	}
-	if (filter_protocol && e->l4_proto != filter_protocol)
-		return 0;
-	if (filter_port && e->sport != filter_port && e->dport != filter_port)
-		return 0;
+	return 0;
+}
 
-	__u32 slot = reason < MAX_REASONS ? reason : MAX_REASONS - 1;
+static __always_inline int handle(void *ctx, struct sk_buff *skb, __u64 location, __u32 reason)
+{
+	if (!skb)
+		return 0;
+	__u32 zero = 0;
+	struct drop_event *e = 0;
+	bool filtered = filter_protocol || filter_port;
+	if (filtered) {
+		/* The filter needs the headers before anything is counted. */
+		e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e || parse_packet(skb, e))
+			return 0;
+		if (filter_protocol && e->l4_proto != filter_protocol)
+			return 0;
+		if (filter_port && e->sport != filter_port && e->dport != filter_port)
+			return 0;
+	}
+
+	__u32 slot = reason < reason_slots ? reason : reason_slots - 1;
 	__u64 *count = bpf_map_lookup_elem(&reason_counts, &slot);
 	if (count)
 		*count += 1;
 	if (!rate_allow())
 		return 0;
 
+	if (!filtered) {
+		e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e)
+			return 0;
+		/* An unreadable header still makes an event, without addresses. */
+		parse_packet(skb, e);
+	}
 	fill_header(&e->hdr);
 	e->location = location;
 	e->reason = reason;
 	e->len = BPF_CORE_READ(skb, len);
+	e->ifindex = 0;
+	e->netns = 0;
+	e->ifname[0] = 0;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	if (dev) {
 		e->ifindex = BPF_CORE_READ(dev, ifindex);
 		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
 		e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	}
-	if (capture_stack)
+	if (capture_stack) {
 		e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
-	emit_event(ctx, e, sizeof(*e));
+		emit_event(ctx, e, sizeof(*e));
+	} else {
+		e->stack_bytes = 0;
+		emit_event(ctx, e, __builtin_offsetof(struct drop_event, stack));
+	}
 	return 0;
 }
 

@@ -9,9 +9,7 @@
 package dropwatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
@@ -20,8 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
-	"github.com/cilium/ebpf"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
@@ -83,7 +82,65 @@ type dropEvent struct {
 func (e *dropEvent) Severity() plog.SeverityNumber { return plog.SeverityNumberWarn }
 
 func (e *dropEvent) Summary() string {
-	return fmt.Sprintf("%s drop %s:%d -> %s:%d (%s) at %s", e.Transport, e.Source, e.SourcePort, e.Destination, e.DestPort, e.Reason, e.Location)
+	// The format above, built without fmt: this runs per event.
+	b := make([]byte, 0, 40+len(e.Transport)+len(e.Source)+len(e.Destination)+len(e.Reason)+len(e.Location))
+	b = append(b, e.Transport...)
+	b = append(b, " drop "...)
+	b = append(b, e.Source...)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(e.SourcePort), 10)
+	b = append(b, " -> "...)
+	b = append(b, e.Destination...)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(e.DestPort), 10)
+	b = append(b, " ("...)
+	b = append(b, e.Reason...)
+	b = append(b, ") at "...)
+	b = append(b, e.Location...)
+	return string(b)
+}
+
+// dropAttrs are dropEvent's attribute names and omitempty flags, taken once
+// from its tags: PutAttributes follows them, so renaming an attribute is a
+// change to the tag alone.
+var dropAttrs = func() (a struct {
+	reason, reasonCode, location, function, transport, networkType, source, destination, sourcePort, destPort,
+	size, iface, ifindex, netns, threadID, processID, threadName, stack storage.Attr
+}) {
+	all := storage.AttrsOf[dropEvent]()
+	a.reason, a.reasonCode, a.location, a.function = all.Must("Reason"), all.Must("ReasonCode"), all.Must("Location"), all.Must("Function")
+	a.transport, a.networkType, a.source, a.destination = all.Must("Transport"), all.Must("NetworkType"), all.Must("Source"), all.Must("Destination")
+	a.sourcePort, a.destPort, a.size = all.Must("SourcePort"), all.Must("DestPort"), all.Must("Size")
+	a.iface, a.ifindex, a.netns = all.Must("Interface"), all.Must("Ifindex"), all.Must("Netns")
+	a.threadID, a.processID, a.threadName, a.stack = all.Must("ThreadID"), all.Must("ProcessID"), all.Must("ThreadName"), all.Must("Stack")
+	return a
+}()
+
+// PutAttributes is the reflective mapping of dropEvent written out, in
+// field order (storage.AttributeWriter): no reflection per event. The
+// tracingtest harness checks every saved event against the reflective
+// mapping, so the two cannot drift apart.
+func (e *dropEvent) PutAttributes(m pcommon.Map) {
+	a := &dropAttrs
+	m.EnsureCapacity(m.Len() + 18)
+	a.reason.PutStr(m, e.Reason)
+	a.reasonCode.PutUint(m, uint64(e.ReasonCode))
+	a.location.PutStr(m, e.Location)
+	a.function.PutStr(m, e.Function)
+	a.transport.PutStr(m, e.Transport)
+	a.networkType.PutStr(m, e.NetworkType)
+	a.source.PutStr(m, e.Source)
+	a.destination.PutStr(m, e.Destination)
+	a.sourcePort.PutUint(m, uint64(e.SourcePort))
+	a.destPort.PutUint(m, uint64(e.DestPort))
+	a.size.PutUint(m, uint64(e.Size))
+	a.iface.PutStr(m, e.Interface)
+	a.ifindex.PutUint(m, uint64(e.Ifindex))
+	a.netns.PutStr(m, e.Netns)
+	a.threadID.PutUint(m, uint64(e.ThreadID))
+	a.processID.PutUint(m, uint64(e.ProcessID))
+	a.threadName.PutStr(m, e.ThreadName)
+	a.stack.PutStr(m, e.Stack)
 }
 
 var hooks = []bpf.Hook{{Name: "kfree_skb", Candidates: []bpf.Candidate{
@@ -114,7 +171,8 @@ type dropwatchCollector struct {
 	containers *container.Resolver
 
 	reasons atomic.Pointer[map[uint64]string] // this kernel's reason names; read by Update too
-	syms    *ksym.Table                       // nil unless kernel_stack
+	syms    *ksym.Table                       // set by Start with kernel_stack, else on the first event
+	symsErr error                             // why there is no table, once asked
 
 	mu       sync.Mutex
 	drops    map[uint32]uint64 // by reason code, from the kernel's counts
@@ -129,6 +187,14 @@ func newDropwatch(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 	}, nil
 }
 
+// defaultReasonSlots sizes the per-reason counts when the kernel's BTF
+// does not list its reasons (the program's own size).
+const defaultReasonSlots = 1024
+
+// eventMinLen is the record without its stack array, which the program
+// sends only with kernel_stack.
+var eventMinLen = int(unsafe.Offsetof(bpfDropEvent{}.Stack))
+
 // Start loads the hook and saves an event per drop until ctx ends.
 func (c *dropwatchCollector) Start(ctx context.Context) error {
 	reasons, err := bpf.KernelEnum("skb_drop_reason", "SKB_DROP_REASON_")
@@ -136,8 +202,14 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 		c.logger.Info("drop reasons will be numbers only", zap.Error(err))
 	}
 	c.reasons.Store(&reasons)
+	slots := uint32(defaultReasonSlots)
+	if len(reasons) > 0 {
+		// One slot per reason the kernel has, and one past them for
+		// anything newer, instead of a fixed 1024.
+		slots = bpf.EnumSlots(reasons, 1) + 1
+	}
 	if c.cfg.KernelStack {
-		if c.syms, err = ksym.Load(); err != nil {
+		if c.syms, err = ksym.Shared(); err != nil {
 			return fmt.Errorf("kernel_stack: %w", err)
 		}
 	}
@@ -145,6 +217,7 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cs.Maps["reason_counts"].MaxEntries = slots
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants: map[string]any{
@@ -152,6 +225,7 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 			"filter_protocol":    protocols[c.cfg.Protocol],
 			"filter_port":        uint16(c.cfg.Port),
 			"capture_stack":      c.cfg.KernelStack,
+			"reason_slots":       slots,
 		},
 		Hooks: hooks,
 	}, c.opts)
@@ -160,18 +234,17 @@ func (c *dropwatchCollector) Start(ctx context.Context) error {
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
-	counts := obj.Collection.Maps["reason_counts"]
+	c.counters.Attach(obj, c.readDrops)
+	defer c.counters.Detach() // before Close
+	var ev bpfDropEvent
 	return obj.ServeEvents(ctx, 0, func(raw []byte) {
-		var ev bpfDropEvent
-		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
-			c.logger.Warn("malformed drop event", zap.Error(err), zap.Int("bytes", len(raw)))
+		if err := bpf.Decode(raw, &ev, eventMinLen); err != nil {
+			c.logger.Warn("malformed drop event", zap.Error(err))
 			return
 		}
 		if err := c.storage.Save("packet.drop", c.container(&ev).ID, bpf.WallTime(ev.Hdr.TimestampNs), c.decode(&ev)); err != nil {
 			c.logger.Debug("dropwatch event not saved", zap.Error(err))
 		}
-	}, func(rd *bpf.EventReader) {
-		c.refresh(obj, counts, rd)
 	})
 }
 
@@ -210,13 +283,11 @@ func (c *dropwatchCollector) decode(ev *bpfDropEvent) *dropEvent {
 		e.Source = netip.AddrFrom16(ev.Saddr).String()
 		e.Destination = netip.AddrFrom16(ev.Daddr).String()
 	}
-	if c.syms != nil {
-		e.Location = c.syms.Symbolize(ev.Location)
-		if ev.StackBytes > 0 {
-			e.Stack = strings.Join(trimProbeFrames(c.syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))]), "\n")
-		}
-	} else if syms := c.lazySyms(); syms != nil {
+	if syms := c.symbols(); syms != nil {
 		e.Location = syms.Symbolize(ev.Location)
+		if c.cfg.KernelStack && ev.StackBytes > 0 {
+			e.Stack = strings.Join(trimProbeFrames(syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))]), "\n")
+		}
 	}
 	if fn, _, ok := strings.Cut(e.Location, "+"); ok && !strings.HasPrefix(e.Location, "0x") {
 		e.Function = fn
@@ -224,18 +295,14 @@ func (c *dropwatchCollector) decode(ev *bpfDropEvent) *dropEvent {
 	return e
 }
 
-// lazySyms loads the symbol table on first use for the drop location
-// alone, and remembers a failure so as not to retry per event.
-func (c *dropwatchCollector) lazySyms() *ksym.Table {
-	if c.syms == nil {
-		if t, err := ksym.Load(); err == nil {
-			c.syms = t
-		} else {
-			c.syms = &ksym.Table{}
+// symbols is the process's kernel symbol table, read on the first drop
+// (not at start: a host without drops never pays for it); nil when it
+// cannot be read, which is logged once.
+func (c *dropwatchCollector) symbols() *ksym.Table {
+	if c.syms == nil && c.symsErr == nil {
+		if c.syms, c.symsErr = ksym.Shared(); c.symsErr != nil {
+			c.logger.Info("drop locations will be addresses", zap.Error(c.symsErr))
 		}
-	}
-	if c.syms.Len() == 0 {
-		return nil
 	}
 	return c.syms
 }
@@ -268,28 +335,20 @@ func (c *dropwatchCollector) reasonName(code uint32) string {
 	return strconv.FormatUint(uint64(code), 10)
 }
 
-// refresh copies the kernel's per-reason counts and the cap and loss counters.
-func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.EventReader) {
-	c.counters.Refresh(obj, rd)
-	var key uint32
-	var perCPU []uint64
-	drops := map[uint32]uint64{}
-	it := counts.Iterate()
-	for it.Next(&key, &perCPU) {
-		var n uint64
-		for _, v := range perCPU {
-			n += v
-		}
-		if n > 0 {
-			drops[key] = n
-		}
-	}
-	if it.Err() != nil {
+// readDrops copies the kernel's per-reason counts: one read of the whole
+// map, when Update asks (EventCounters calls it).
+func (c *dropwatchCollector) readDrops(obj *bpf.Object) {
+	sums, err := bpf.SumPerCPU(obj.Collection.Maps["reason_counts"])
+	if err != nil {
 		return
 	}
 	c.mu.Lock()
-	c.drops = drops
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	for code, n := range sums {
+		if n > 0 {
+			c.drops[uint32(code)] = n
+		}
+	}
 }
 
 // Update reports the counters: with all_reasons, every reason of this
@@ -297,9 +356,9 @@ func (c *dropwatchCollector) refresh(obj *bpf.Object, counts *ebpf.Map, rd *bpf.
 // its first increment and increase() sees that drop; else the reasons
 // that have dropped packets.
 func (c *dropwatchCollector) Update() ([]*metric.Data, error) {
+	out := c.counters.Data() // reads the kernel's counts, readDrops included
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := c.counters.Data()
 	for code, n := range c.drops {
 		out = append(out, metric.NewCounterData("drops", float64(n), "", map[string]string{attrReason: c.reasonName(code)}))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
 )
@@ -101,8 +102,7 @@ func TestUDPToAClosedPort(t *testing.T) {
 			before := len(h.Events(t))
 			// The kernel's count so far: the pokes that found the hook
 			// attached, including any whose event the perf buffer could not
-			// take before its reader was open. Counts refresh every second.
-			time.Sleep(1100 * time.Millisecond)
+			// take before its reader was open. Update reads the kernel's counts.
 			base := drops(h.Update(t))["NO_SOCKET"]
 
 			const packets = 20
@@ -138,6 +138,61 @@ func TestUDPToAClosedPort(t *testing.T) {
 			got := waitDrops(t, h, "NO_SOCKET", base+packets)
 			assert.Equal(t, base+packets, got["NO_SOCKET"], "the counter matches the packets sent")
 		})
+	}
+}
+
+// Without a filter the program counts and rate-checks a drop before it
+// parses the packet, and sends the record without its stack: the events
+// still carry the addresses and ports, over IPv4 and IPv6.
+func TestUnfilteredDropsCarryTheirHeaders(t *testing.T) {
+	testenv.RequireRoot(t, "loading BPF programs")
+	port := closedPort(t)
+	h := tracingtest.New(t, "dropwatch", &Config{EventsPerSecond: 0})
+	h.Run(t)
+	h.WaitAttached(t, 10*time.Second)
+	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1"}, {"udp6", "::1"}} {
+		c, err := net.ListenPacket(tc.network, net.JoinHostPort(tc.addr, "0"))
+		if err != nil {
+			t.Logf("%s: %v", tc.network, err)
+			continue
+		}
+		to := &net.UDPAddr{IP: net.ParseIP(tc.addr), Port: port}
+		match := func(e tracingtest.Event) bool {
+			return e.Attr("destination.port") == strconv.Itoa(port) && e.Attr("destination.address") == tc.addr
+		}
+		var e tracingtest.Event
+		require.Eventually(t, func() bool {
+			c.WriteTo([]byte("x"), to)
+			time.Sleep(20 * time.Millisecond)
+			for _, ev := range h.Events(t) {
+				if match(ev) {
+					e = ev
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 50*time.Millisecond, tc.network)
+		c.Close()
+		assert.Equal(t, "udp", e.Attr("network.transport"), tc.network)
+		assert.Equal(t, tc.addr, e.Attr("source.address"), tc.network)
+		assert.Equal(t, "lo", e.Attr("network.interface.name"), tc.network)
+		_, hasStack := e.Attributes().Get("code.stacktrace")
+		assert.False(t, hasStack, "no stack without kernel_stack")
+	}
+}
+
+// The writer (the event path's fast mapping) gives what the reflective
+// mapping gives, for every shape of drop event.
+func TestDropEventWriterMatchesReflection(t *testing.T) {
+	for _, e := range []*dropEvent{
+		{},
+		{Reason: "NO_SOCKET", ReasonCode: 3, Location: "udp_queue_rcv_one_skb+0x1a", Function: "udp_queue_rcv_one_skb", Transport: "udp", NetworkType: "ipv4",
+			Source: "127.0.0.1", Destination: "127.0.0.1", SourcePort: 40000, DestPort: 9, Size: 29, Interface: "lo", Ifindex: 1, Netns: "4026531840",
+			ThreadID: 10, ProcessID: 9, ThreadName: "curl"},
+		{Reason: "12", ReasonCode: 12, Location: "0xffffffff81000000", Transport: "icmpv6", NetworkType: "ipv6", Source: "::1", Destination: "fe80::1",
+			Stack: "kfree_skb_reason+0x5e\nip6_rcv+0x10"},
+	} {
+		assert.NoError(t, storage.CheckWriter(e))
 	}
 }
 

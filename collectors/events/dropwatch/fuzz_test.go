@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/ksym"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv/fuzzseed"
@@ -31,9 +33,10 @@ func rawDrop(f func(*bpfDropEvent)) []byte {
 }
 
 // FuzzDropEvent feeds arbitrary ring-buffer records through the decoding the
-// collector does: too short a record is an error, a whole one decodes (the
-// struct round-trips to the same bytes) and becomes a record whose every
-// string is valid UTF-8, whatever the comm, interface name and symbols.
+// collector does: a record shorter than the event without its stack is an
+// error; a longer one decodes into exactly its bytes (zeros past its end)
+// and becomes a record whose every string is valid UTF-8, whatever the
+// comm, interface name and symbols.
 func FuzzDropEvent(f *testing.F) {
 	fuzzseed.Add(f, rawDrop(func(*bpfDropEvent) {}))
 	fuzzseed.Add(f, rawDrop(func(ev *bpfDropEvent) {
@@ -58,29 +61,31 @@ func FuzzDropEvent(f *testing.F) {
 	}))
 	fuzzseed.Add(f, rawDrop(func(ev *bpfDropEvent) { ev.StackBytes = 1 << 40 }))
 	fuzzseed.Add(f, []byte{1, 2, 3})
+	fuzzseed.Add(f, rawDrop(func(ev *bpfDropEvent) { ev.Reason = 2 })[:eventMinLen]) // sent without its stack
 	syms, err := ksym.Parse(strings.NewReader(fuzzSyms))
 	if err != nil {
 		f.Fatal(err)
 	}
-	size := binary.Size(bpfDropEvent{})
+	size := int(unsafe.Sizeof(bpfDropEvent{}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev bpfDropEvent
-		err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev)
-		if len(raw) < size {
+		err := bpf.Decode(raw, &ev, eventMinLen)
+		if len(raw) < eventMinLen {
 			if err == nil {
-				t.Fatalf("a %d-byte record decoded; an event is %d bytes", len(raw), size)
+				t.Fatalf("a %d-byte record decoded; an event without its stack is %d bytes", len(raw), eventMinLen)
 			}
 			return
 		}
 		if err != nil {
-			t.Fatalf("a whole record did not decode: %v", err)
+			t.Fatalf("a record of %d bytes did not decode: %v", len(raw), err)
 		}
-		var back bytes.Buffer
-		_ = binary.Write(&back, binary.NativeEndian, &ev)
-		if !bytes.Equal(back.Bytes(), raw[:size]) {
+		// The event is the record's bytes, and zeros where it was shorter.
+		got := unsafe.Slice((*byte)(unsafe.Pointer(&ev)), size)
+		n := min(len(raw), size)
+		if !bytes.Equal(got[:n], raw[:n]) || bytes.ContainsFunc(got[n:], func(r rune) bool { return r != 0 }) {
 			t.Fatal("decoding does not round-trip")
 		}
-		for _, c := range []*dropwatchCollector{{syms: syms}, {syms: &ksym.Table{}}} {
+		for _, c := range []*dropwatchCollector{{cfg: &Config{KernelStack: true}, syms: syms}, {cfg: &Config{}, syms: &ksym.Table{}}} {
 			lr := storage.NewRecord("event", "packet.drop", time.Unix(0, 0), c.decode(&ev))
 			if bad := utf8safe.Invalid(lr.Attributes()); len(bad) > 0 {
 				t.Fatalf("attributes not valid UTF-8: %v", bad)

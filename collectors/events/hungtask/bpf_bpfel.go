@@ -30,9 +30,11 @@ type bpfHungEvent struct {
 }
 
 type bpfRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
@@ -42,10 +43,10 @@ func FuzzHungEvent(f *testing.F) {
 		}
 	}), []byte("[<0>] f\xff+0x1/0x2\nno bracket\n] \n"))
 	fuzzseed.Add(f, []byte{0}, []byte(""))
-	size := binary.Size(bpfHungEvent{})
+	size := int(unsafe.Sizeof(bpfHungEvent{}))
 	f.Fuzz(func(t *testing.T, raw, stackText []byte) {
 		var ev bpfHungEvent
-		err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev)
+		err := bpf.Decode(raw, &ev, 0)
 		if len(raw) < size {
 			if err == nil {
 				t.Fatalf("a %d-byte record decoded; an event is %d bytes", len(raw), size)
@@ -55,9 +56,7 @@ func FuzzHungEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a whole record did not decode: %v", err)
 		}
-		var back bytes.Buffer
-		_ = binary.Write(&back, binary.NativeEndian, &ev)
-		if !bytes.Equal(back.Bytes(), raw[:size]) {
+		if !bytes.Equal(unsafe.Slice((*byte)(unsafe.Pointer(&ev)), size), raw[:size]) {
 			t.Fatal("decoding does not round-trip")
 		}
 		st := parseStack(stackText)

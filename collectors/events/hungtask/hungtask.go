@@ -9,9 +9,7 @@
 package hungtask
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -129,25 +127,31 @@ func (c *hungtaskCollector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	opts := c.opts
+	if opts.RingBufferBytes == 0 {
+		opts.RingBufferBytes = bpf.SmallRing(16 << 10) // a hung-task report is 64 bytes, and capped per second
+	}
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
 		Hooks:      hooks,
-	}, c.opts)
+	}, opts)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
+	c.counters.Attach(obj, nil)
+	defer c.counters.Detach() // before Close
 	return obj.ServeEvents(ctx, 0, func(raw []byte) {
 		var ev bpfHungEvent
-		if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		if err := bpf.Decode(raw, &ev, 0); err != nil {
 			c.logger.Warn("malformed hung-task event", zap.Error(err), zap.Int("bytes", len(raw)))
 			return
 		}
 		c.events.Add(1)
 		c.save(ev)
-	}, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+	})
 }
 
 func (c *hungtaskCollector) save(raw bpfHungEvent) {

@@ -42,9 +42,11 @@ type bpfOomEvent struct {
 }
 
 type bpfRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 // Names of all BPF objects in the ELF.

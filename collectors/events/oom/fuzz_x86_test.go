@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/storage"
@@ -47,7 +48,7 @@ func FuzzOOMEvent(f *testing.F) {
 	fuzzseed.Add(f, []byte{1}, []byte(""))
 	f.Fuzz(func(t *testing.T, raw, stat []byte) {
 		v, err := decodeVictim(raw)
-		if len(raw) < binary.Size(bpfOomEvent{}) {
+		if len(raw) < int(unsafe.Sizeof(bpfOomEvent{})) {
 			if err == nil {
 				t.Fatalf("a %d-byte record decoded", len(raw))
 			}

@@ -150,17 +150,23 @@ func (c *oomCollector) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	opts := c.opts
+	if opts.RingBufferBytes == 0 {
+		opts.RingBufferBytes = bpf.SmallRing(16 << 10) // an OOM kill is a few hundred bytes, and rare
+	}
 	obj, err := bpf.Load(bpf.Spec{
 		Collection: cs,
 		Constants:  map[string]any{"rate_limit_per_sec": c.cfg.EventsPerSecond},
 		Hooks:      hooks,
-	}, c.opts)
+	}, opts)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
-	return obj.ServeEvents(ctx, 0, c.handle, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+	c.counters.Attach(obj, nil)
+	defer c.counters.Detach() // before Close
+	return obj.ServeEvents(ctx, 0, c.handle)
 }
 
 // victim is what the BPF side knows of one kill, decoded per architecture.

@@ -3,9 +3,6 @@
 package oom
 
 import (
-	"bytes"
-	"encoding/binary"
-
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
@@ -24,7 +21,7 @@ func (c *oomCollector) handle(raw []byte) {
 // decodeVictim reads one ring-buffer record.
 func decodeVictim(raw []byte) (victim, error) {
 	var ev bpfOomEvent
-	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+	if err := bpf.Decode(raw, &ev, 0); err != nil {
 		return victim{}, err
 	}
 	return victim{

@@ -78,10 +78,10 @@ func (c *loadavgCollector) Update() ([]*metric.Data, error) {
 		)
 	}
 	if c.cfg.ScanThreads {
-		if threads, err := tasks.Uninterruptible(c.proc); err != nil {
+		if n, err := tasks.CountUninterruptible(); err != nil {
 			errs = append(errs, err)
 		} else {
-			data = append(data, metric.NewGaugeData("nr_uninterruptible", float64(len(threads)), "", nil))
+			data = append(data, metric.NewGaugeData("nr_uninterruptible", float64(n), "", nil))
 		}
 	}
 	return data, errors.Join(errs...)

@@ -31,9 +31,11 @@ type bpfExecEvent struct {
 }
 
 type bpfRateWindow struct {
-	_       structs.HostLayout
-	StartNs uint64
-	Count   uint64
+	_             structs.HostLayout
+	StartNs       uint64
+	Count         uint64
+	StartJiffies  uint64
+	JiffiesPerSec uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -8,9 +8,7 @@
 package execsnoop
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -130,14 +128,18 @@ func (c *bpfCollector) Start(ctx context.Context) error {
 	}
 	defer obj.Close()
 	obj.LogAttached(c.logger)
-	return obj.ServeEvents(ctx, 0, c.handle, func(rd *bpf.EventReader) { c.counters.Refresh(obj, rd) })
+	// Update reads the kernel's cap and loss counters through obj until
+	// Start returns; Detach, before Close, keeps their last values.
+	c.counters.Attach(obj, nil)
+	defer c.counters.Detach()
+	return obj.ServeEvents(ctx, 0, c.handle)
 }
 
 // handle decodes one event from the kernel and saves it.
 func (c *bpfCollector) handle(raw []byte) {
 	var ev bpfExecEvent
-	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
-		c.logger.Warn("malformed exec event", zap.Error(err), zap.Int("bytes", len(raw)))
+	if err := bpf.Decode(raw, &ev, 0); err != nil {
+		c.logger.Warn("malformed exec event", zap.Error(err))
 		return
 	}
 	c.execs.Add(1)

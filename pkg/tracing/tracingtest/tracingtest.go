@@ -116,7 +116,14 @@ func Create(t testing.TB, name string, cfg any, opts ...Option) (*Harness, error
 	}
 	logs := &consumertest.LogsSink{}
 	containers := newResolver(t)
-	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond, Containers: containers}, zaptest.NewLogger(t))
+	// Every saved event whose AttributeWriter (the fast path) disagrees with
+	// the reflective mapping fails the test, so the two cannot drift.
+	// (Not in benchmarks, which measure the path as the receiver runs it.)
+	var checkWriters func(string, error)
+	if _, bench := t.(*testing.B); !bench {
+		checkWriters = func(event string, err error) { t.Errorf("event %s: %v", event, err) }
+	}
+	sink := storage.NewSink(logs, storage.Options{QueueSize: 1 << 16, BatchSize: 256, FlushInterval: 10 * time.Millisecond, Containers: containers, CheckWriters: checkWriters}, zaptest.NewLogger(t))
 	sink.Start()
 	t.Cleanup(func() { _ = sink.Shutdown(context.Background()) })
 	programs := tracing.NewPrograms()
