@@ -18,17 +18,18 @@ CONFIG   ?= distribution/config.yaml
 ELASTICSEARCH_ENDPOINT ?= http://127.0.0.1:9200
 
 # Programs the tests and the collectors use, and the Debian package of each.
-DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux fsfreeze:util-linux mount:mount prometheus:prometheus
+DEB_TOOLS := ip:iproute2 ethtool:ethtool mkfs.ext4:e2fsprogs losetup:util-linux setpriv:util-linux fsfreeze:util-linux mount:mount prometheus:prometheus
 
 # What `make test-kernels` needs to boot other kernels under QEMU: program:package.
 KERNEL_TEST_TOOLS := qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio
 
-.PHONY: help deps tools generate vmlinux docs build run validate test test-kernels lint clean
+.PHONY: help deps tools generate vmlinux docs build run validate test test-kernels fuzz lint clean
 
 help:
 	@echo 'make run       build the distribution and run it with $(CONFIG)'
 	@echo 'make test      every test, with skip reasons and a closing "N passed, N failed, N skipped" line'
 	@echo 'make test-kernels  the BPF tests on Debian 6.1 and 6.12 under QEMU and here; writes docs/kernel-matrix.md'
+	@echo 'make fuzz      each Go fuzz target for FUZZTIME ($(FUZZTIME)) beyond its committed seeds (testdata/fuzz)'
 	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
 	@echo 'make validate  otelcol-kernel validate on both distribution configs'
 	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
@@ -138,6 +139,20 @@ test-kernels:
 	  fi; \
 	fi
 	go run ./test/kernels
+
+# Every FuzzXxx of the main module, each for FUZZTIME after its seed corpus (which `make test` runs as
+# ordinary tests). A failing input is written to the package's testdata/fuzz/<FuzzXxx>/: commit it once fixed.
+FUZZTIME ?= 5s
+fuzz:
+	@n=0; for pkg in $$(go list ./...); do \
+	  for fz in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    n=$$((n+1)); start=$$(date +%s); \
+	    if ! out=$$(go test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); then \
+	      echo "$$out" | grep -v '^fuzz: elapsed' | tail -n 40; echo "FAIL $$pkg $$fz"; exit 1; \
+	    fi; \
+	    echo "ok   $$fz ($${pkg#github.com/otelcol-kernel/otelcol-kernel/}, $$(( $$(date +%s) - start ))s)"; \
+	  done; \
+	done; echo "fuzz: $$n targets ok"
 
 lint:
 	go vet ./...

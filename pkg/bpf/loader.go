@@ -151,6 +151,9 @@ func Load(spec Spec, opts Options) (*Object, error) {
 	if spec.Collection == nil {
 		return nil, errors.New("bpf: no collection spec")
 	}
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
 
 	// choice[i] is the index of the candidate hook i currently tries.
 	choice := make([]int, len(spec.Hooks))
@@ -196,7 +199,7 @@ func Load(spec Spec, opts Options) (*Object, error) {
 			return obj, nil
 		}
 		if failedHook < 0 {
-			return nil, err // not a candidate's fault (a map, a constant): no fallback helps
+			return nil, classifyPermission(err) // not a candidate's fault (a map, a constant): no fallback helps
 		}
 		skipped[failedHook] = append(skipped[failedHook], Attempt{Candidate: candidates[failedHook][choice[failedHook]], Err: err})
 		choice[failedHook]++

@@ -25,7 +25,12 @@ import (
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(privilegeProbeEnv) != "" {
+		runPrivilegeProbe()
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var getppidHook = Hook{Name: "getppid", Candidates: []Candidate{
 	{Kind: Fentry, Program: "getppid_fentry"},

@@ -13,10 +13,16 @@ func ReadKeyValues(path string) (map[string]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseKeyValues(b), nil
+}
+
+// ParseKeyValues reads "key value" lines (memory.stat, memory.events);
+// lines that are not a key and an unsigned number are skipped.
+func ParseKeyValues(b []byte) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		k, v, ok := strings.Cut(line, " ")
-		if !ok {
+		if !ok || k == "" {
 			continue
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
@@ -25,7 +31,7 @@ func ReadKeyValues(path string) (map[string]uint64, error) {
 		}
 		out[k] = n
 	}
-	return out, nil
+	return out
 }
 
 // ReadUint reads a cgroup file holding one number; "max" (no limit) reads
@@ -35,6 +41,11 @@ func ReadUint(path string) (n uint64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	return ParseUint(b)
+}
+
+// ParseUint reads a cgroup file's one number; "max" reads as ok=false.
+func ParseUint(b []byte) (n uint64, ok bool, err error) {
 	s := strings.TrimSpace(string(b))
 	if s == "max" {
 		return 0, false, nil

@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing"
 )
 
 // Table is a sorted kernel symbol table.
@@ -31,8 +33,10 @@ type Table struct {
 	names []byte
 }
 
-// ErrHidden means /proc/kallsyms showed no addresses (kptr_restrict).
-var ErrHidden = errors.New("kernel symbol addresses are hidden (kernel.kptr_restrict); run as root or lower kptr_restrict")
+// ErrHidden means /proc/kallsyms showed no addresses (kptr_restrict). It
+// wraps tracing.ErrNotPermitted: a collector that needs the addresses
+// stays inactive rather than retrying.
+var ErrHidden = tracing.NotPermitted("kernel symbol addresses in /proc/kallsyms are hidden from this process (kernel.kptr_restrict): it needs CAP_SYSLOG")
 
 var shared struct {
 	once sync.Once
@@ -51,6 +55,9 @@ func Shared() (*Table, error) {
 // Load reads /proc/kallsyms.
 func Load() (*Table, error) {
 	f, err := os.Open("/proc/kallsyms")
+	if errors.Is(err, os.ErrPermission) {
+		return nil, tracing.NotPermitted("%v", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // ErrUndeclared marks a point whose metric has no Desc. Such points are still
@@ -24,6 +25,7 @@ var ErrUndeclared = errors.New("metric not declared")
 // exported name in one Metric.
 type Builder struct {
 	scopeName, scopeVersion string
+	scopeAttrs              map[string]string
 	containers              container.Describer
 
 	md      pmetric.Metrics
@@ -49,6 +51,10 @@ func (b *Builder) reset() {
 // DescribeContainers makes the Builder ask d for each container's runtime
 // and pod, for its Resource.
 func (b *Builder) DescribeContainers(d container.Describer) { b.containers = d }
+
+// SetScopeAttributes puts attrs on the instrumentation scope of every
+// ResourceMetrics built from now on (the receiver names itself there).
+func (b *Builder) SetScopeAttributes(attrs map[string]string) { b.scopeAttrs = attrs }
 
 // Emit returns what was appended since the last Emit and starts afresh.
 func (b *Builder) Emit() pmetric.Metrics {
@@ -119,14 +125,18 @@ func (b *Builder) metric(containerID, collector string, desc Desc, help string) 
 	if !ok {
 		rm := b.md.ResourceMetrics().AppendEmpty()
 		container.PutResource(rm.Resource().Attributes(), container.Describe(b.containers, containerID))
+		utf8safe.Map(rm.Resource().Attributes())
 		sm := rm.ScopeMetrics().AppendEmpty()
 		sm.Scope().SetName(b.scopeName)
 		sm.Scope().SetVersion(b.scopeVersion)
+		for k, v := range b.scopeAttrs {
+			sm.Scope().Attributes().PutStr(k, v)
+		}
 		ms = sm.Metrics()
 		b.scopes[containerID] = ms
 	}
 	m := ms.AppendEmpty()
-	m.SetName(name)
+	m.SetName(utf8safe.String(name))
 	m.SetUnit(desc.Unit)
 	if desc.Description != "" {
 		m.SetDescription(desc.Description)
@@ -147,10 +157,13 @@ func (b *Builder) metric(containerID, collector string, desc Desc, help string) 
 	return m
 }
 
+// putLabels copies a point's labels, made valid UTF-8: label values are
+// often interface names, commands or cgroup paths, which any process can
+// fill with arbitrary bytes.
 func putLabels(attrs pcommon.Map, labels map[string]string) {
 	attrs.EnsureCapacity(len(labels))
 	for k, v := range labels {
-		attrs.PutStr(k, v)
+		attrs.PutStr(utf8safe.String(k), utf8safe.String(v))
 	}
 }
 

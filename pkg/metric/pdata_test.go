@@ -138,3 +138,22 @@ func TestHistogramTemporality(t *testing.T) {
 	assert.Equal(t, pmetric.AggregationTemporalityCumulative, m.Histogram().AggregationTemporality())
 	assert.Equal(t, uint64(5), m.Histogram().DataPoints().At(0).Count())
 }
+
+// Label values come from interface names, commands and cgroup paths: any
+// bytes a process chose. They leave valid UTF-8, and the receiver's scope
+// attributes are on every scope.
+func TestLabelsAreValidUTF8AndScopeAttributes(t *testing.T) {
+	b := NewBuilder("s", "")
+	b.SetScopeAttributes(map[string]string{"otelcol.component.id": "kernel/a"})
+	_, errs := b.Append("demo", testDescs, NewStartTracker(t0), t1, []*Data{
+		NewCounterData("changes", 1, "", map[string]string{"device": "veth\xff\xfe"}),
+	})
+	require.Empty(t, errs)
+	md := b.Emit()
+	sm := md.ResourceMetrics().At(0).ScopeMetrics().At(0)
+	v, ok := sm.Scope().Attributes().Get("otelcol.component.id")
+	require.True(t, ok)
+	assert.Equal(t, "kernel/a", v.Str())
+	dev, _ := sm.Metrics().At(0).Sum().DataPoints().At(0).Attributes().Get("device")
+	assert.Equal(t, "veth\uFFFD\uFFFD", dev.Str())
+}

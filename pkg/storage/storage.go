@@ -13,6 +13,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/utf8safe"
 )
 
 // EventNamePrefix is prepended to the name given to Save to form the
@@ -63,18 +65,34 @@ type Options struct {
 	// Containers describes a container id for its Resource (runtime, pod
 	// uid); nil puts the bare id.
 	Containers container.Describer
+	// ScopeAttributes are put on the instrumentation scope of every batch
+	// (the receiver names itself there: otelcol.component.id).
+	ScopeAttributes map[string]string
+	// ShutdownTimeout bounds Shutdown: what the pipeline has not taken by
+	// then is dropped and counted (DropShutdown). 0 means 4s.
+	ShutdownTimeout time.Duration
 	// CheckWriters, when set, is called for every saved event whose
 	// AttributeWriter disagrees with the reflective mapping (tests set it;
 	// it doubles the conversion cost).
 	CheckWriters func(name string, err error)
 }
 
+// shutdownGrace is how long Shutdown still waits, after ShutdownTimeout,
+// for a pipeline call it cancelled to return before leaving it behind.
+const shutdownGrace = time.Second
+
 // Drop reasons, as reported in Stats.Dropped and the self-telemetry.
 const (
 	DropQueueFull     = "queue_full"
 	DropConsumerError = "consumer_error"
 	DropStopped       = "stopped"
+	// DropShutdown: queued, or being handed to the pipeline, when Shutdown
+	// ran out of time (ShutdownTimeout).
+	DropShutdown = "shutdown"
 )
+
+// DropReasons lists every reason, in the order the self-telemetry reports them.
+var DropReasons = []string{DropQueueFull, DropConsumerError, DropStopped, DropShutdown}
 
 // Stats are the sink's counters since it was created.
 type Stats struct {
@@ -100,6 +118,13 @@ type Sink struct {
 
 	saved, emitted                        atomic.Uint64
 	dropQueueFull, dropConsumer, dropStop atomic.Uint64
+	dropShutdown                          atomic.Uint64
+
+	// settleMu orders the run goroutine's accounting of a batch against
+	// Shutdown giving up on it, so that no record is counted twice.
+	settleMu sync.Mutex
+	gaveUp   bool
+	inFlight int // records taken from the queue and not yet settled
 }
 
 type record struct {
@@ -119,6 +144,9 @@ func NewSink(next consumer.Logs, opts Options, logger *zap.Logger) *Sink {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 4 * time.Second
+	}
 	return &Sink{
 		next: next, logger: logger, opts: opts,
 		queue:   make(chan record, opts.QueueSize),
@@ -136,8 +164,11 @@ func (s *Sink) Start() {
 }
 
 // Shutdown flushes what is queued and stops. Records saved afterwards are
-// dropped with ErrStopped. If ctx ends first, the pipeline call in flight is
-// cancelled and Shutdown returns ctx's error.
+// dropped with ErrStopped. It returns within ShutdownTimeout (or when ctx
+// ends, if sooner) plus a second's grace, whatever the pipeline does: at
+// that point the pipeline call in flight is cancelled, nothing more is
+// handed on, and the records not delivered are counted as DropShutdown.
+// A pipeline that ignores the cancellation is left behind after the grace.
 func (s *Sink) Shutdown(ctx context.Context) error {
 	s.once.Do(func() {
 		s.saveMu.Lock()
@@ -148,14 +179,37 @@ func (s *Sink) Shutdown(ctx context.Context) error {
 	if s.cancel == nil { // never started
 		return nil
 	}
+	bound := time.NewTimer(s.opts.ShutdownTimeout)
+	defer bound.Stop()
+	var why error
 	select {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		s.cancel()
-		<-s.done
-		return ctx.Err()
+		why = ctx.Err()
+	case <-bound.C:
+		why = fmt.Errorf("the logs pipeline did not take the queued events within %v", s.opts.ShutdownTimeout)
 	}
+	s.cancel()
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+	case <-grace.C:
+		// The pipeline ignores cancellation: count what it holds and what is
+		// still queued, and stop accounting for the run goroutine.
+		s.settleMu.Lock()
+		s.gaveUp = true
+		lost := s.inFlight + len(s.queue)
+		s.inFlight = 0
+		s.settleMu.Unlock()
+		s.dropShutdown.Add(uint64(lost))
+	}
+	if n := s.dropShutdown.Load(); n > 0 {
+		s.logger.Warn("kernel events not delivered at shutdown", zap.Uint64("dropped", n), zap.Error(why))
+		return fmt.Errorf("event sink: %d events not delivered at shutdown: %w", n, why)
+	}
+	return nil
 }
 
 // Stats returns the counters.
@@ -167,6 +221,7 @@ func (s *Sink) Stats() Stats {
 			DropQueueFull:     s.dropQueueFull.Load(),
 			DropConsumerError: s.dropConsumer.Load(),
 			DropStopped:       s.dropStop.Load(),
+			DropShutdown:      s.dropShutdown.Load(),
 		},
 	}
 }
@@ -190,6 +245,18 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 	if sink.next == nil {
 		return nil
 	}
+	lr := NewRecord(s.tracerType, name, t, data)
+	if check := sink.opts.CheckWriters; check != nil {
+		if err := CheckWriter(data); err != nil {
+			check(name, err)
+		}
+	}
+	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
+}
+
+// NewRecord is the LogRecord Save makes of an event (see Save), for tests
+// and fuzz targets that check what a collector's data becomes.
+func NewRecord(tracerType, name string, t time.Time, data any) plog.LogRecord {
 	lr := plog.NewLogRecord()
 	lr.SetEventName(EventNamePrefix + name)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(t))
@@ -204,14 +271,14 @@ func (s *Storage) Save(name, containerID string, t time.Time, data any) error {
 		lr.Body().SetStr(sm.Summary())
 	}
 	attrs := lr.Attributes()
-	attrs.PutStr(AttrTracerType, s.tracerType)
+	attrs.PutStr(AttrTracerType, tracerType)
 	putData(attrs, data)
-	if check := sink.opts.CheckWriters; check != nil {
-		if err := CheckWriter(data); err != nil {
-			check(name, err)
-		}
-	}
-	return sink.enqueue(record{container: container.Describe(sink.opts.Containers, containerID), lr: lr})
+	// Whichever way the attributes were written, every string in the record
+	// leaves valid UTF-8: comm, interface names and cgroup paths come from
+	// other processes and can be any bytes. This is the one place for it.
+	utf8safe.Map(attrs)
+	utf8safe.Value(lr.Body())
+	return lr
 }
 
 func (s *Sink) enqueue(r record) error {
@@ -234,7 +301,7 @@ func (s *Sink) enqueue(r record) error {
 
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
-	b := newLogBatch()
+	b := s.newBatch()
 	// The flush timer runs only while a batch waits: an idle sink does not
 	// wake up.
 	timer := time.NewTimer(s.opts.FlushInterval)
@@ -273,6 +340,9 @@ func (s *Sink) run(ctx context.Context) {
 
 // add puts r in the batch and sends the batch on once it is full.
 func (s *Sink) add(ctx context.Context, b *logBatch, r record) {
+	s.settleMu.Lock()
+	s.inFlight++
+	s.settleMu.Unlock()
 	b.add(r)
 	if b.n >= s.opts.BatchSize {
 		s.flush(ctx, b)
@@ -284,23 +354,39 @@ func (s *Sink) flush(ctx context.Context, b *logBatch) {
 		return
 	}
 	ld, n := b.take()
-	if err := s.next.ConsumeLogs(ctx, ld); err != nil {
+	var err error
+	handed := ctx.Err() == nil
+	if handed {
+		err = s.next.ConsumeLogs(ctx, ld)
+	}
+	s.settleMu.Lock()
+	defer s.settleMu.Unlock()
+	if s.gaveUp {
+		return // Shutdown counted these already
+	}
+	s.inFlight -= n
+	switch {
+	case handed && err == nil:
+		s.emitted.Add(uint64(n))
+	case ctx.Err() != nil:
+		// Shutdown's time is up: not handed on, or cancelled on the way.
+		s.dropShutdown.Add(uint64(n))
+	case err != nil:
 		s.dropConsumer.Add(uint64(n))
 		s.dropLog.note(DropConsumerError, err)
-		return
 	}
-	s.emitted.Add(uint64(n))
 }
 
 // logBatch groups records into one ResourceLogs per container.
 type logBatch struct {
-	ld    plog.Logs
-	slots map[string]plog.LogRecordSlice
-	n     int
+	ld         plog.Logs
+	slots      map[string]plog.LogRecordSlice
+	n          int
+	scopeAttrs map[string]string
 }
 
-func newLogBatch() *logBatch {
-	return &logBatch{ld: plog.NewLogs(), slots: map[string]plog.LogRecordSlice{}}
+func (s *Sink) newBatch() *logBatch {
+	return &logBatch{ld: plog.NewLogs(), slots: map[string]plog.LogRecordSlice{}, scopeAttrs: s.opts.ScopeAttributes}
 }
 
 // ScopeName is the instrumentation scope of everything the receiver emits.
@@ -311,8 +397,12 @@ func (b *logBatch) add(r record) {
 	if !ok {
 		rl := b.ld.ResourceLogs().AppendEmpty()
 		container.PutResource(rl.Resource().Attributes(), r.container)
+		utf8safe.Map(rl.Resource().Attributes())
 		sl := rl.ScopeLogs().AppendEmpty()
 		sl.Scope().SetName(ScopeName)
+		for k, v := range b.scopeAttrs {
+			sl.Scope().Attributes().PutStr(k, v)
+		}
 		slot = sl.LogRecords()
 		b.slots[r.container.ID] = slot
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,7 +211,84 @@ func TestShutdownDeadlineCancelsStuckConsumer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	assert.ErrorIs(t, s.Shutdown(ctx), context.DeadlineExceeded)
-	assert.Equal(t, uint64(1), s.Stats().Dropped[DropConsumerError])
+	assert.Equal(t, uint64(1), s.Stats().Dropped[DropShutdown])
+}
+
+// retryingConsumer is an exporter without a sending queue whose backend is
+// down: every call waits out its retries, giving up only when ctx ends.
+type retryingConsumer struct{ calls atomic.Int64 }
+
+func (r *retryingConsumer) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+func (r *retryingConsumer) ConsumeLogs(ctx context.Context, _ plog.Logs) error {
+	r.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// deafConsumer ignores cancellation altogether.
+type deafConsumer struct{ release chan struct{} }
+
+func (d *deafConsumer) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+func (d *deafConsumer) ConsumeLogs(context.Context, plog.Logs) error {
+	<-d.release
+	return nil
+}
+
+// The receiver's Shutdown is given a context without deadline by the
+// collector; the sink's own bound must end it, and count what was lost.
+func TestShutdownIsBoundedWhateverThePipelineDoes(t *testing.T) {
+	deaf := &deafConsumer{release: make(chan struct{})}
+	defer close(deaf.release) // let the abandoned call end, for goleak
+	for name, next := range map[string]consumer.Logs{"retrying": &retryingConsumer{}, "ignoring its ctx": deaf} {
+		t.Run(name, func(t *testing.T) {
+			const timeout = 300 * time.Millisecond
+			s := NewSink(next, Options{QueueSize: 4096, BatchSize: 512, FlushInterval: time.Millisecond, ShutdownTimeout: timeout}, zaptest.NewLogger(t))
+			s.Start()
+			for range 3000 {
+				require.NoError(t, s.For("event").Save("x", "", time.Now(), nil))
+			}
+			begin := time.Now()
+			err := s.Shutdown(context.Background())
+			took := time.Since(begin)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "3000 events not delivered at shutdown")
+			assert.GreaterOrEqual(t, took, timeout)
+			assert.Less(t, took, timeout+shutdownGrace+500*time.Millisecond, "Shutdown must end within its bound")
+			st := s.Stats()
+			assert.Equal(t, uint64(3000), st.Saved)
+			assert.Equal(t, uint64(3000), st.Dropped[DropShutdown], "every queued event is counted once")
+			assert.Zero(t, st.Emitted+st.Dropped[DropConsumerError])
+		})
+	}
+}
+
+func TestInvalidUTF8IsReplaced(t *testing.T) {
+	logs := &consumertest.LogsSink{}
+	s := newTestSink(t, logs, Options{FlushInterval: time.Hour, ScopeAttributes: map[string]string{"otelcol.component.id": "kernel/b"}})
+	type ev struct {
+		Comm   [16]int8          `json:"comm"`
+		Ifname string            `json:"ifname"`
+		Stack  []string          `json:"stack"`
+		Labels map[string]string `json:"labels"`
+	}
+	e := ev{Ifname: "eth\xff0", Stack: []string{"ok", "f\xc3"}, Labels: map[string]string{"k\xfe": "v\x80"}}
+	for i, b := range []byte("bad\xff\xfecomm") {
+		e.Comm[i] = int8(b)
+	}
+	require.NoError(t, s.For("event").Save("x", "", time.Now(), &e))
+	require.NoError(t, s.Shutdown(context.Background()))
+	require.Len(t, logs.AllLogs(), 1)
+	sl := logs.AllLogs()[0].ResourceLogs().At(0).ScopeLogs().At(0)
+	v, _ := sl.Scope().Attributes().Get("otelcol.component.id")
+	assert.Equal(t, "kernel/b", v.Str())
+	attrs := sl.LogRecords().At(0).Attributes()
+	assert.Equal(t, map[string]any{
+		"kernel.tracer.type": "event",
+		"comm":               "bad\uFFFD\uFFFDcomm",
+		"ifname":             "eth\uFFFD0",
+		"stack":              []any{"ok", "f\uFFFD"},
+		"labels":             map[string]any{"k\uFFFD": "v\uFFFD"},
+	}, attrs.AsRaw())
 }
 
 func TestConsumerErrorsAreCounted(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 )
@@ -337,9 +341,64 @@ func MaybeRunHelper() {
 		}
 		conn.Close()
 		os.Exit(0)
+	case "udpcomm":
+		// As "udp", from one thread whose comm is the hex-encoded bytes
+		// after the count: PR_SET_NAME names the calling thread only, so
+		// the sends stay on it.
+		spec, hexComm, _ := strings.Cut(arg, "/")
+		portText, count, _ := strings.Cut(spec, "x")
+		port, _ := strconv.Atoi(portText)
+		n, _ := strconv.Atoi(count)
+		comm, err := hex.DecodeString(hexComm)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		runtime.LockOSThread()
+		name := append(comm, 0)
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "PR_SET_NAME:", err)
+			os.Exit(2)
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		to := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+		for i := 0; i < n; i++ {
+			// A raw sendto: the net package's poller could hand the write to another thread.
+			if err := unix.Sendto(fd, []byte("otelcol-kernel test datagram"), 0, to); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+		}
+		fmt.Println(unix.Gettid())
+		os.Exit(0)
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", what)
 	os.Exit(2)
+}
+
+// RunUDPSenderNamed is RunUDPSender from a single thread whose command
+// name (comm) is set to the given bytes, which need not be UTF-8: any
+// unprivileged process can name its threads so. It returns the pid and the
+// sending thread's id.
+func RunUDPSenderNamed(t testing.TB, port, count int, comm []byte, cgroups ...string) (pid, tid int) {
+	t.Helper()
+	if len(comm) > 15 {
+		t.Fatalf("comm %q is longer than the kernel's 15 bytes", comm)
+	}
+	cmd := helperCommand(fmt.Sprintf("udpcomm:%dx%d/%s", port, count, hex.EncodeToString(comm)), cgroups)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("udp sender: %v: %s", err, out)
+	}
+	tid, err = strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("udp sender printed %q", out)
+	}
+	return cmd.Process.Pid, tid
 }
 
 func helperCommand(what string, cgroups []string) *exec.Cmd {

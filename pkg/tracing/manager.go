@@ -152,7 +152,7 @@ func NewManager(logger *zap.Logger, sink *storage.Sink, enabled []Enabled, opts 
 		switch {
 		case errors.Is(err, ErrNotSupported):
 			in.setState(StateInactive, err.Error())
-			in.logger.Warn("collector not supported on this host; it stays inactive", zap.Error(err))
+			in.logger.Warn(inactiveMessage(err), zap.Error(err))
 		case err != nil:
 			in.setState(StateFailed, err.Error())
 			in.logger.Error("collector could not be created; it stays off", zap.Error(err))
@@ -254,7 +254,7 @@ func (m *Manager) run(ctx context.Context, in *instance) {
 			in.logger.Error("collector panicked; restarting after its interval", zap.Error(err), zap.Duration("interval", in.attr.Interval))
 		case errors.Is(err, ErrNotSupported):
 			in.setState(StateInactive, err.Error())
-			in.logger.Warn("collector not supported on this host; it stays inactive", zap.Error(err))
+			in.logger.Warn(inactiveMessage(err), zap.Error(err))
 			return
 		case err != nil:
 			in.setLastError(err)
@@ -272,6 +272,13 @@ func (m *Manager) run(ctx context.Context, in *instance) {
 		}
 		in.restarts.Add(1)
 	}
+}
+
+func inactiveMessage(err error) string {
+	if errors.Is(err, ErrNotPermitted) {
+		return "collector lacks a privilege it needs; it stays inactive"
+	}
+	return "collector not supported on this host; it stays inactive"
 }
 
 func (in *instance) safeStart(ctx context.Context, t ITracingEvent) (err error, panicked bool) {
@@ -383,7 +390,7 @@ func (m *Manager) Collect(ctx context.Context, b *metric.Builder) {
 		}
 		if errors.Is(r.err, ErrNotSupported) {
 			in.setState(StateInactive, r.err.Error())
-			in.logger.Warn("collector not supported on this host; it stays inactive", zap.Error(r.err))
+			in.logger.Warn(inactiveMessage(r.err), zap.Error(r.err))
 			continue
 		}
 		if r.err != nil {

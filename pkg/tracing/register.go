@@ -93,6 +93,24 @@ func NotSupported(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNotSupported, fmt.Sprintf(format, args...))
 }
 
+// ErrNotPermitted is returned (wrapped, naming the capability or file) when
+// the receiver lacks a privilege the collector needs. It is a kind of
+// ErrNotSupported: privileges do not come back by retrying, so the
+// collector stays inactive, with the reason in its status, instead of
+// restarting every interval.
+var ErrNotPermitted = notPermitted{}
+
+type notPermitted struct{}
+
+func (notPermitted) Error() string        { return "not permitted" }
+func (notPermitted) Is(target error) bool { return target == ErrNotSupported }
+
+// NotPermitted returns an error wrapping ErrNotPermitted (and so
+// ErrNotSupported) that says which privilege is missing.
+func NotPermitted(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrNotPermitted, fmt.Sprintf(format, args...))
+}
+
 // TracerType is the kind of collector, reported on every event it saves.
 type TracerType string
 

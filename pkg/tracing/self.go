@@ -53,7 +53,7 @@ var SelfMetrics = []metric.Desc{
 	{Name: "events.emitted", Kind: metric.Counter, Unit: "{event}",
 		Description: "events accepted by the logs pipeline"},
 	{Name: "events.dropped", Kind: metric.Counter, Unit: "{event}",
-		Labels:      []metric.Label{{Name: AttrDropReason, Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline refused the batch) or stopped (saved during shutdown)"}},
+		Labels:      []metric.Label{{Name: AttrDropReason, Description: "queue_full (the pipeline is not keeping up), consumer_error (the pipeline returned an error for the batch: an exporter down or its queue full, where no asynchronous processor stands between), stopped (saved during shutdown) or shutdown (not delivered within the shutdown bound)"}},
 		Description: "events lost between a collector and the logs pipeline"},
 	{Name: "container.cache.entries", Kind: metric.Gauge, Unit: "{cgroup}",
 		Description: "cgroups the container resolver remembers (bounded by containers.cache_size)"},
@@ -124,7 +124,7 @@ func SelfData(statuses []Status, stats storage.Stats, programs []Program) []*met
 		metric.NewCounterData("events.saved", float64(stats.Saved), "", nil),
 		metric.NewCounterData("events.emitted", float64(stats.Emitted), "", nil),
 	)
-	for _, reason := range []string{storage.DropQueueFull, storage.DropConsumerError, storage.DropStopped} {
+	for _, reason := range storage.DropReasons {
 		out = append(out, metric.NewCounterData("events.dropped", float64(stats.Dropped[reason]), "", map[string]string{AttrDropReason: reason}))
 	}
 	return out

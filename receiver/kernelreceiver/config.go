@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -142,6 +143,7 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 	}
 	raw := conf.ToStringMap()
 	top := map[string]any{}
+	var errs []error
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		if slices.Contains(receiverKeys, k) {
 			top[k] = raw[k]
@@ -153,13 +155,32 @@ func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
 				k, strings.Join(receiverKeys, ", "), strings.Join(tracing.Names(), ", "))
 		}
 		if err := cfg.unmarshalCollector(reg, raw[k]); err != nil {
-			return fmt.Errorf("%s: %w", k, err)
+			errs = append(errs, err)
 		}
 	}
-	return confmap.NewFromStringMap(top).Unmarshal(&cfg.ReceiverSettings)
+	if err := checkNumbers("", top, reflect.TypeFor[ReceiverSettings]()); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := confmap.NewFromStringMap(top).Unmarshal(&cfg.ReceiverSettings); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
+// unmarshalCollector decodes one collector's section; its errors start
+// with the collector's name.
 func (cfg *Config) unmarshalCollector(reg *tracing.Registration, section any) error {
+	if err := cfg.decodeCollector(reg, section); err != nil {
+		var nums numberErrors
+		if errors.As(err, &nums) {
+			return err // each line already names the collector
+		}
+		return fmt.Errorf("%s: %w", reg.Name, err)
+	}
+	return nil
+}
+
+func (cfg *Config) decodeCollector(reg *tracing.Registration, section any) error {
 	cc, ok := cfg.collectors[reg.Name]
 	if !ok {
 		cc = &CollectorConfig{}
@@ -192,6 +213,9 @@ func (cfg *Config) unmarshalCollector(reg *tracing.Registration, section any) er
 		}
 		return nil
 	}
+	if err := checkNumbers(reg.Name+": ", settings, reflect.TypeOf(cc.Settings)); err != nil {
+		return err
+	}
 	return confmap.NewFromStringMap(settings).Unmarshal(cc.Settings)
 }
 
@@ -217,26 +241,38 @@ func (cfg Config) Marshal(conf *confmap.Conf) error {
 	return nil
 }
 
-// Validate checks the receiver settings and every enabled collector's
-// settings (through their Validate method), naming the key at fault.
+// Upper bounds of the receiver's numeric settings: beyond them a typo
+// (an extra zero or three) would allocate gigabytes.
+const (
+	maxQueueSize = 1 << 20
+	maxCacheSize = 1 << 22
+)
+
+// Validate checks the receiver settings and every collector's settings
+// (through their Validate method), naming the key at fault. A disabled
+// collector's section is checked too: turning it on later must not be when
+// its mistakes show.
 func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.CollectionInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("collection_interval: %v is too short (at least 100ms)", cfg.CollectionInterval))
 	}
 	q := cfg.EventQueue
-	if q.Size < 1 {
-		errs = append(errs, fmt.Errorf("event_queue::size: %d must be at least 1", q.Size))
+	if cfg.CollectionInterval > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("collection_interval: %v is too long (at most 24h)", cfg.CollectionInterval))
 	}
-	if q.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("event_queue::batch_size: %d must be at least 1", q.BatchSize))
+	if q.Size < 1 || q.Size > maxQueueSize {
+		errs = append(errs, fmt.Errorf("event_queue::size: %d must be from 1 to %d", q.Size, maxQueueSize))
+	}
+	if q.BatchSize < 1 || q.BatchSize > maxQueueSize {
+		errs = append(errs, fmt.Errorf("event_queue::batch_size: %d must be from 1 to %d", q.BatchSize, maxQueueSize))
 	}
 	if q.FlushInterval <= 0 {
 		errs = append(errs, fmt.Errorf("event_queue::flush_interval: %v must be positive", q.FlushInterval))
 	}
 	c := cfg.Containers
-	if c.CacheSize < 16 {
-		errs = append(errs, fmt.Errorf("containers::cache_size: %d is too small (at least 16)", c.CacheSize))
+	if c.CacheSize < 16 || c.CacheSize > maxCacheSize {
+		errs = append(errs, fmt.Errorf("containers::cache_size: %d must be from 16 to %d", c.CacheSize, maxCacheSize))
 	}
 	if c.RemovedRetention < 0 {
 		errs = append(errs, fmt.Errorf("containers::removed_retention: %v must not be negative", c.RemovedRetention))
@@ -251,7 +287,7 @@ func (cfg *Config) Validate() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.collectors)) {
 		cc := cfg.collectors[name]
-		if !cc.Enabled || cc.Settings == nil {
+		if cc.Settings == nil {
 			continue
 		}
 		if err := confmap.Validate(cc.Settings); err != nil {

@@ -83,6 +83,8 @@ func TestInvalidConfigsNameTheKeyAndValue(t *testing.T) {
 		"bad_interval":          {"collection_interval: 10ms is too short"},
 		"bad_queue":             {"event_queue::size: 0", "event_queue::batch_size: -1", "event_queue::flush_interval: 0s"},
 		"bad_type":              {"collection_interval", "invalid duration"},
+		"fractional_queue":      {"event_queue::size: 1.5 is not a whole number", "event_queue::batch_size: 9223372036854775808 is out of range"},
+		"huge_queue":            {"event_queue::size: 100000000 must be from 1 to 1048576"},
 		"bad_containers":        {"containers::cache_size: 3", "containers::min_age: -1s", `containers::kubernetes_runtime: "rkt"`},
 	} {
 		t.Run(name, func(t *testing.T) {

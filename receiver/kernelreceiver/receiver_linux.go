@@ -5,6 +5,7 @@ package kernelreceiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -73,6 +74,9 @@ func (r *kernelReceiver) start() error {
 	r.startContainers(programs.For(tracing.SelfName))
 	r.sink = storage.NewSink(logs, storage.Options{
 		QueueSize: q.Size, BatchSize: q.BatchSize, FlushInterval: q.FlushInterval, Containers: r.containers,
+		ScopeAttributes: r.scopeAttributes(),
+		// What is left of the bound once the collectors stopped (Shutdown).
+		ShutdownTimeout: ShutdownTimeout - 3*stageStopTimeout,
 	}, logger)
 	manager, err := tracing.NewManager(logger, r.sink, r.cfg.enabled(), tracing.WithContainers(r.containers), tracing.WithPrograms(programs))
 	if err != nil {
@@ -137,6 +141,7 @@ func (r *kernelReceiver) stopContainers() error {
 func (r *kernelReceiver) metricsLoop(ctx context.Context) {
 	defer r.loop.Done()
 	b := metric.NewBuilder(metadata.ScopeName, r.set.BuildInfo.Version)
+	b.SetScopeAttributes(r.scopeAttributes())
 	b.DescribeContainers(r.containers)
 	ticker := time.NewTicker(r.cfg.CollectionInterval)
 	defer ticker.Stop()
@@ -169,29 +174,68 @@ func (r *kernelReceiver) collect(ctx context.Context, b *metric.Builder) {
 }
 
 // observedLogs reports every batch to the collector's standard receiver
-// telemetry (otelcol_receiver_accepted/refused_log_records).
+// telemetry (otelcol_receiver_accepted/refused_log_records). The records
+// are counted before the batch is handed on: from then on it belongs to
+// the pipeline, which may move or change it while we would be reading.
 func (r *kernelReceiver) observedLogs() consumer.Logs {
 	c, _ := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		n := ld.LogRecordCount()
 		obsCtx := r.obs.StartLogsOp(ctx)
 		err := r.logs.ConsumeLogs(ctx, ld)
-		r.obs.EndLogsOp(obsCtx, "kernel", ld.LogRecordCount(), err)
+		r.obs.EndLogsOp(obsCtx, "kernel", n, err)
 		return err
 	})
 	return c
 }
+
+// ScopeAttrComponentID names, on the instrumentation scope of everything a
+// receiver emits, the receiver's component id ("kernel", "kernel/b"), so
+// that the data of two kernel receivers in one collector stay apart: the
+// Prometheus exporter turns it into the label otel_scope_otelcol_component_id,
+// and in OTLP it tells the scopes apart. It is the attribute name the
+// Collector uses for its own components' telemetry. It is a scope
+// attribute, not a Resource one, because the Resource is the host or
+// container the data describe (k8s_attributes associates by it), and the
+// Prometheus exporter drops Resource attributes other than service.*
+// unless told to keep them.
+const ScopeAttrComponentID = "otelcol.component.id"
+
+func (r *kernelReceiver) scopeAttributes() map[string]string {
+	return map[string]string{ScopeAttrComponentID: r.set.ID.String()}
+}
+
+// ShutdownTimeout bounds Shutdown, whatever the pipeline does. Its stages
+// run in turn: the metrics loop, cancelled, gets a second to return; the
+// collectors get a second; the event queue gets what is left but a second
+// to flush (2s), and a logs pipeline call still in flight then gets a
+// second to honour its cancellation before it is left behind. Events not
+// delivered by then are counted as dropped (reason shutdown) and logged.
+const ShutdownTimeout = 5 * time.Second
+
+// stageStopTimeout is each stage's share of ShutdownTimeout.
+const stageStopTimeout = time.Second
 
 // Shutdown runs once for both pipelines: stop collecting metrics, stop the
 // collectors, then flush the events they saved.
 func (r *kernelReceiver) Shutdown(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		defer r.forget()
+		var errs []error
 		if r.cancel != nil {
 			r.cancel()
-			r.loop.Wait()
+			// A metrics pipeline that ignores the cancellation is left behind.
+			loopDone := make(chan struct{})
+			go func() { r.loop.Wait(); close(loopDone) }()
+			select {
+			case <-loopDone:
+			case <-time.After(stageStopTimeout):
+				errs = append(errs, fmt.Errorf("the metrics pipeline did not return within %v of shutdown; left behind", stageStopTimeout))
+			}
 		}
-		var errs []error
 		if r.manager != nil {
-			errs = append(errs, r.manager.Shutdown(ctx))
+			stopCtx, cancel := context.WithTimeout(ctx, stageStopTimeout)
+			errs = append(errs, r.manager.Shutdown(stopCtx))
+			cancel()
 		}
 		if r.sink != nil {
 			errs = append(errs, r.sink.Shutdown(ctx))

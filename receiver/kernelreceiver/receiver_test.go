@@ -5,6 +5,7 @@ package kernelreceiver
 import (
 	"context"
 	"net"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,9 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/container"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
@@ -126,6 +130,20 @@ func TestTwoReceiversAreIndependent(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, stoppedAt, len(sinkA.AllMetrics()), "a stopped for good")
 	require.NoError(t, rb.Shutdown(context.Background()))
+
+	// In one collector the two would otherwise send identical Resources,
+	// scopes and attributes: the scope names the receiver.
+	for sink, want := range map[*consumertest.MetricsSink]string{sinkA: "kernel/a", sinkB: "kernel/b"} {
+		for _, md := range sink.AllMetrics() {
+			for _, rm := range md.ResourceMetrics().All() {
+				for _, sm := range rm.ScopeMetrics().All() {
+					v, ok := sm.Scope().Attributes().Get(ScopeAttrComponentID)
+					require.True(t, ok, "scope without %s", ScopeAttrComponentID)
+					require.Equal(t, want, v.Str())
+				}
+			}
+		}
+	}
 }
 
 // pings counts the kernel.test.ping events in sink.
@@ -319,4 +337,86 @@ func TestContainerAttributionWithoutTracking(t *testing.T) {
 	}
 	assert.False(t, kr.containers.Stats().Tracked)
 	assert.Positive(t, kr.containers.Stats().Lookups[container.LookupWalk])
+}
+
+// burstTracer saves n events as fast as it can, then waits for shutdown.
+type burstTracer struct {
+	s tracing.Settings
+	n int
+}
+
+func (b *burstTracer) Start(ctx context.Context) error {
+	for i := range b.n {
+		for b.s.Storage.Save("test.burst", "", time.Now(), pingEvent{Seq: i}) != nil {
+			time.Sleep(time.Millisecond) // queue full: let the pipeline catch up
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// asyncConsumer takes each batch over, as an asynchronous processor does:
+// it empties it on another goroutine right after ConsumeLogs returns.
+type asyncConsumer struct {
+	mu    sync.Mutex
+	count int
+	wg    sync.WaitGroup
+}
+
+func (a *asyncConsumer) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+func (a *asyncConsumer) ConsumeLogs(_ context.Context, ld plog.Logs) error {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		n := ld.LogRecordCount()
+		ld.ResourceLogs().RemoveIf(func(plog.ResourceLogs) bool { return true })
+		a.mu.Lock()
+		a.count += n
+		a.mu.Unlock()
+	}()
+	return nil
+}
+
+// The standard receiver telemetry counts each record once, taken before the
+// batch is handed on: an asynchronous consumer that empties the batch at
+// once neither makes the count low nor (under -race) races with it.
+func TestAcceptedRecordsAreCountedBeforeHandOff(t *testing.T) {
+	const n = 5000
+	tracing.RegisterEventTracing("rcvtest_burst", func(s tracing.Settings) (*tracing.EventTracingAttr, error) {
+		return &tracing.EventTracingAttr{TracingData: &burstTracer{s, n}, Interval: time.Hour, Flag: tracing.FlagTracing}, nil
+	}, tracing.WithDescription("test"), tracing.WithEvent("test.burst", pingEvent{}, "a burst"))
+	t.Cleanup(func() { tracing.Unregister("rcvtest_burst") })
+
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tt.NewTelemetrySettings()
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	for _, name := range tracing.Names() { // only the burst saves events
+		if cc, _ := cfg.Collector(name); name != "rcvtest_burst" {
+			cc.Enabled = false
+		}
+	}
+	next := &asyncConsumer{}
+	r, err := f.CreateLogs(context.Background(), set, cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	require.Eventually(t, func() bool {
+		next.mu.Lock()
+		defer next.mu.Unlock()
+		return next.count == n
+	}, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, r.Shutdown(context.Background()))
+	next.wg.Wait()
+
+	m, err := tt.GetMetric("otelcol_receiver_accepted_log_records")
+	require.NoError(t, err)
+	var accepted int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		accepted += dp.Value
+	}
+	assert.Equal(t, int64(n), accepted)
 }

@@ -7,9 +7,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/bpf"
@@ -315,5 +317,25 @@ func TestEveryReasonStartsAtZero(t *testing.T) {
 		if name != "events.lost" && name != "events.limited" {
 			assert.NotZero(t, v, "without all_reasons only reasons with drops are reported: %s", name)
 		}
+	}
+}
+
+// TestInvalidUTF8CommIsReplaced: any process may name its thread with bytes
+// that are not UTF-8. A real drop from such a thread gives an event whose
+// thread.name has each invalid byte as U+FFFD, and the batch, as OTLP/JSON,
+// is valid UTF-8 for strict parsers.
+func TestInvalidUTF8CommIsReplaced(t *testing.T) {
+	port := closedPort(t)
+	h := start(t, &Config{Protocol: "udp", Port: port}, bpf.Options{})
+	comm := []byte("bad\xff\xfename\xc3")
+	_, tid := testenv.RunUDPSenderNamed(t, port, 2, comm)
+	events := h.WaitEvents(t, 5*time.Second, 2, func(e tracingtest.Event) bool { return e.Attr("thread.id") == strconv.Itoa(tid) })
+	for _, e := range events {
+		assert.Equal(t, "bad\uFFFD\uFFFDname\uFFFD", e.Attr("thread.name"))
+	}
+	for _, ld := range h.Logs.AllLogs() {
+		b, err := (&plog.JSONMarshaler{}).MarshalLogs(ld)
+		require.NoError(t, err)
+		require.True(t, utf8.Valid(b), "OTLP/JSON batch is not valid UTF-8")
 	}
 }

@@ -10,6 +10,7 @@ package hungtask
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -37,8 +38,9 @@ type Config struct {
 
 // Validate names the setting at fault.
 func (c *Config) Validate() error {
-	if c.MaxBlockedTasks < 0 {
-		return fmt.Errorf("max_blocked_tasks: %d must not be negative", c.MaxBlockedTasks)
+	// Each listed task costs a /proc stack read and its frames in the event.
+	if c.MaxBlockedTasks < 0 || c.MaxBlockedTasks > 4096 {
+		return fmt.Errorf("max_blocked_tasks: %d must be from 0 to 4096", c.MaxBlockedTasks)
 	}
 	return nil
 }
@@ -115,6 +117,12 @@ func newHungtask(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 
 // Start loads the hook and saves an event per report until ctx ends.
 func (c *hungtaskCollector) Start(ctx context.Context) error {
+	if err := bpf.CheckPrivileges(); err != nil {
+		return err
+	}
+	if err := checkStackAccess(); err != nil {
+		return err
+	}
 	cs, err := loadBpf()
 	if err != nil {
 		return err
@@ -201,6 +209,27 @@ func (c *hungtaskCollector) blockedTasks(except int) (int, []blockedTask) {
 // Update reports the counters.
 func (c *hungtaskCollector) Update() ([]*metric.Data, error) {
 	return append(c.counters.Data(), metric.NewCounterData("reports", float64(c.events.Load()), "", nil)), nil
+}
+
+// capSysPtrace is CAP_SYS_PTRACE (linux/capability.h).
+const capSysPtrace = 19
+
+// checkStackAccess finds out at start whether the stacks the events are for
+// can be read: the kernel shows /proc/PID/stack only to CAP_SYS_ADMIN (in
+// the initial user namespace), and another user's task only to a reader
+// that may ptrace it (CAP_SYS_PTRACE). Events without stacks would look
+// like tasks blocked nowhere, so the collector stays inactive instead.
+func checkStackAccess() error {
+	if _, err := os.ReadFile("/proc/self/stack"); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return tracing.NotPermitted("reading /proc/PID/stack (the kernel stacks of hung tasks) needs CAP_SYS_ADMIN: %v", err)
+		}
+		return tracing.NotSupported("reading /proc/self/stack: %v (CONFIG_STACKTRACE?)", err)
+	}
+	if !bpf.HaveCapability(capSysPtrace) {
+		return tracing.NotPermitted("reading the stacks of other users' tasks (/proc/PID/stack) needs CAP_SYS_PTRACE, which this process lacks")
+	}
+	return nil
 }
 
 // stack reads a /proc stack file as code.stacktrace: its frames, one per line.

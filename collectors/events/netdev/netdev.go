@@ -566,10 +566,19 @@ func (w *watcher) checkPath() error {
 
 // subscribe starts the netlink subscription; updates and errors are
 // forwarded, tagged, to the collector's channels until stop.
+//
+// The initial state comes from a dump over a socket of its own, not from
+// the library's ListExisting: that sends the dump request from the
+// subscribed socket to its own address, which carries the multicast group,
+// so the request went to every other listener of RTNLGRP_LINK on the host
+// (each other agent then logged "Wrong sender portid") and needed
+// CAP_NET_ADMIN to send. Subscribing first and dumping second misses no
+// change; one made in between may arrive after the dump already showed
+// it, which diff then finds unchanged.
 func (w *watcher) subscribe(out chan<- update, errs chan<- error) error {
 	w.ch = make(chan netlink.LinkUpdate, 64)
 	w.errs = errs
-	opts := netlink.LinkSubscribeOptions{ListExisting: true, ErrorCallback: w.onError}
+	opts := netlink.LinkSubscribeOptions{ErrorCallback: w.onError}
 	if w.path != "" {
 		// Only for another namespace: the library enters the namespace to
 		// create the socket, which needs CAP_SYS_ADMIN even for our own.
@@ -579,17 +588,26 @@ func (w *watcher) subscribe(out chan<- update, errs chan<- error) error {
 	if err := netlink.LinkSubscribeWithOptions(w.ch, w.done, opts); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			// Privileges do not come back by restarting: stay inactive, saying why.
-			need := "CAP_NET_ADMIN (netlink v1.3.1 sends the initial link dump request to the multicast group)"
-			if w.path != "" {
-				need = "CAP_SYS_ADMIN to enter it and " + need
-			}
-			return tracing.NotSupported("subscribing to link updates in network namespace %q needs %s: %v", nsName(w.path), need, err)
+			return tracing.NotPermitted("subscribing to link updates in network namespace %q needs CAP_SYS_ADMIN to enter it: %v", nsName(w.path), err)
 		}
 		return fmt.Errorf("subscribing to link updates in network namespace %q: %w", nsName(w.path), err)
+	}
+	links, err := w.links()
+	if err != nil { // Start's stop() ends the subscription
+		return fmt.Errorf("listing the links of network namespace %q: %w", nsName(w.path), err)
 	}
 	w.fwd.Add(1)
 	go func() {
 		defer w.fwd.Done()
+		for _, l := range links {
+			a := l.Attrs()
+			u := netlink.LinkUpdate{Header: unix.NlMsghdr{Type: unix.RTM_NEWLINK}, Link: l}
+			u.Index, u.Flags = int32(a.Index), a.RawFlags
+			select {
+			case out <- update{w, u}:
+			case <-w.done:
+			}
+		}
 		for u := range w.ch {
 			select {
 			case out <- update{w, u}:
@@ -669,8 +687,8 @@ func (w *watcher) driverInfo(ifname string) ethtool.DrvInfo {
 	return info
 }
 
-// linkNames lists the names of the namespace's interfaces now.
-func (w *watcher) linkNames() (map[string]bool, error) {
+// links dumps the namespace's interfaces, over a socket of their own.
+func (w *watcher) links() ([]netlink.Link, error) {
 	var (
 		h   *netlink.Handle
 		err error
@@ -684,7 +702,12 @@ func (w *watcher) linkNames() (map[string]bool, error) {
 		return nil, err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	return h.LinkList()
+}
+
+// linkNames lists the names of the namespace's interfaces now.
+func (w *watcher) linkNames() (map[string]bool, error) {
+	links, err := w.links()
 	if err != nil {
 		return nil, err
 	}
