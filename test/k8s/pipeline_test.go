@@ -44,7 +44,10 @@ import (
 
 // The probe: a test collector that saves one event per configured
 // container id, standing in for a kernel event in that container.
-const probeName = "k8sprobe"
+const (
+	probeName  = "k8sprobe"       // the collector
+	probeEvent = "k8sprobe.event" // what it saves: EventName kernel.k8sprobe.event
+)
 
 type probeConfig struct {
 	Events []probeSpec `mapstructure:"events"`
@@ -55,7 +58,7 @@ type probeSpec struct {
 	ContainerID string `mapstructure:"container_id"`
 }
 
-type probeEvent struct {
+type probeEventData struct {
 	Case string `json:"case" doc:"the test case that saved the event"`
 }
 
@@ -69,7 +72,7 @@ func init() {
 	tracing.RegisterEventTracing(probeName, newProbe,
 		tracing.WithDescription("Test collector: saves one event per configured container id."),
 		tracing.WithConfig(func() *probeConfig { return &probeConfig{} }),
-		tracing.WithEvent(probeName, probeEvent{}, "an event attributed to a container, saved by the test"),
+		tracing.WithEvent(probeEvent, probeEventData{}, "an event attributed to a container, saved by the test"),
 		tracing.DisabledByDefault(),
 	)
 }
@@ -84,7 +87,7 @@ func newProbe(s tracing.Settings) (*tracing.EventTracingAttr, error) {
 
 func (p *probe) Start(ctx context.Context) error {
 	for _, e := range p.cfg.Events {
-		if err := p.storage.Save(probeName, e.ContainerID, time.Now(), &probeEvent{Case: e.Case}); err != nil {
+		if err := p.storage.Save(probeEvent, e.ContainerID, time.Now(), &probeEventData{Case: e.Case}); err != nil {
 			return err
 		}
 	}
@@ -206,7 +209,7 @@ func testPodMetadata(t *testing.T, watchList bool) {
 			"k8s.container.name":                   "web",
 			"container.image.name":                 "registry.example/shop/web",
 			"k8s.pod.label.app.kubernetes.io/name": "web",
-		}, resources["web"].AsRaw())
+		}, processorAttrs(t, resources["web"]))
 	})
 	// The sandbox's container.id is in no containerStatuses, but its Resource
 	// has the pod uid, which the first association rule matches: pod
@@ -215,7 +218,7 @@ func testPodMetadata(t *testing.T, watchList bool) {
 		if !sandbox {
 			t.Skip("needs root to make the sandbox's cgroup")
 		}
-		attrs := resources["sandbox"].AsRaw()
+		attrs := processorAttrs(t, resources["sandbox"])
 		delete(attrs, "container.runtime.name") // the receiver's to say (kubernetes_runtime), not the processor's
 		assert.Equal(t, map[string]any{
 			"container.id":                         webSandboxID,
@@ -229,10 +232,10 @@ func testPodMetadata(t *testing.T, watchList bool) {
 	})
 	// The same assertions fail when the container is not in the cache.
 	t.Run("container in no pod", func(t *testing.T) {
-		assert.Equal(t, map[string]any{"container.id": lostContainerID}, resources["no-pod"].AsRaw())
+		assert.Equal(t, map[string]any{"container.id": lostContainerID}, processorAttrs(t, resources["no-pod"]))
 	})
 	t.Run("container of a pod on another node", func(t *testing.T) {
-		assert.Equal(t, map[string]any{"container.id": dbContainerID}, resources["other-node"].AsRaw())
+		assert.Equal(t, map[string]any{"container.id": dbContainerID}, processorAttrs(t, resources["other-node"]))
 	})
 
 	// What the processor asked the API server: only this node's pods, and
@@ -340,7 +343,7 @@ func probeResources(t *testing.T, k8s map[string]any, events []any) map[string]p
 			for _, rl := range ld.ResourceLogs().All() {
 				for _, sl := range rl.ScopeLogs().All() {
 					for _, lr := range sl.LogRecords().All() {
-						if lr.EventName() != storage.EventNamePrefix+probeName {
+						if lr.EventName() != storage.EventNamePrefix+probeEvent {
 							continue
 						}
 						if c, ok := lr.Attributes().Get("case"); ok {
@@ -351,7 +354,7 @@ func probeResources(t *testing.T, k8s map[string]any, events []any) map[string]p
 			}
 		}
 		return len(resources) == len(events)
-	}, 30*time.Second, 50*time.Millisecond, "want one %s record per case", storage.EventNamePrefix+probeName)
+	}, 30*time.Second, 50*time.Millisecond, "want one %s record per case", storage.EventNamePrefix+probeEvent)
 	for c, attrs := range resources {
 		t.Logf("%s: %v", c, attrs.AsRaw())
 	}
@@ -458,4 +461,17 @@ func (l *testLog) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+}
+
+// processorAttrs returns a Resource's attributes without the kernel's
+// (os.type, os.version), which the receiver puts on every Resource: the
+// cases compare what association and the processor made of the rest.
+func processorAttrs(t *testing.T, r pcommon.Map) map[string]any {
+	t.Helper()
+	attrs := r.AsRaw()
+	assert.Equal(t, "linux", attrs["os.type"], "every Resource names the kernel")
+	assert.NotEmpty(t, attrs["os.version"], "every Resource names the kernel release")
+	delete(attrs, "os.type")
+	delete(attrs, "os.version")
+	return attrs
 }
