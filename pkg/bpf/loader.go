@@ -21,6 +21,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"strings"
@@ -51,6 +52,10 @@ const (
 	Fentry Kind = "fentry"
 	// Fexit is SEC("fexit/FUNC").
 	Fexit Kind = "fexit"
+	// Iter is a BPF iterator, SEC("iter/task") and the like (5.8+): it runs
+	// when its output is read (Object.ReadIter), not on an event, so a
+	// metric collector walks kernel objects in the kernel instead of /proc.
+	Iter Kind = "iter"
 )
 
 // Candidate is one way to attach a hook.
@@ -324,6 +329,8 @@ func attach(c Candidate, prog *ebpf.Program) (link.Link, error) {
 		return link.Kprobe(c.Target, prog, nil)
 	case Kretprobe:
 		return link.Kretprobe(c.Target, prog, nil)
+	case Iter:
+		return link.AttachIter(link.IterOptions{Program: prog})
 	}
 	return nil, fmt.Errorf("unknown attach kind %q", c.Kind)
 }
@@ -383,4 +390,31 @@ func (o *Object) LogAttached(logger *zap.Logger) {
 	for _, h := range o.Hooks {
 		logger.Info("hook attached", zap.String("hook", h.Hook), zap.Stringer("as", h.Candidate), zap.Any("passed_over", h.Skipped))
 	}
+}
+
+// ReadIter runs the iterator attached for hook (a candidate of kind Iter)
+// once and returns what its program wrote with bpf_seq_write. Each read
+// walks the kernel objects again; reads of one iterator should not overlap
+// if its program keeps state in globals between calls.
+func (o *Object) ReadIter(hook string) ([]byte, error) {
+	for i, h := range o.Hooks {
+		if h.Hook != hook {
+			continue
+		}
+		it, ok := o.links[i].(*link.Iter)
+		if !ok {
+			return nil, fmt.Errorf("bpf: hook %s is attached as %s, not an iterator", hook, h.Candidate)
+		}
+		r, err := it.Open()
+		if err != nil {
+			return nil, fmt.Errorf("bpf: opening iterator %s: %w", hook, err)
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("bpf: reading iterator %s: %w", hook, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("bpf: no hook %s", hook)
 }

@@ -1,6 +1,7 @@
 package loadavg
 
 import (
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/metric"
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/tasks"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 	"github.com/otelcol-kernel/otelcol-kernel/pkg/tracing/tracingtest"
 )
@@ -42,22 +44,47 @@ func TestUpdateMatchesProcfs(t *testing.T) {
 	}
 }
 
+// TestCountsTasksInDState pins writers in D state on a frozen filesystem
+// and checks nr_uninterruptible counts them, through the task iterator and
+// through the /proc scan it falls back to, and that the iterator agrees with
+// an independent count from /proc.
 func TestCountsTasksInDState(t *testing.T) {
-	fs := testenv.NewFrozenFS(t)
-	h := tracingtest.New(t, "loadavg", nil)
-	before := values(h.Update(t))["nr_uninterruptible"]
+	for _, path := range []string{"task iterator", "/proc scan"} {
+		t.Run(path, func(t *testing.T) {
+			fs := testenv.NewFrozenFS(t)
+			h := tracingtest.New(t, "loadavg", nil)
+			if path == "task iterator" {
+				testenv.RequireRoot(t, "loading the BPF task iterator")
+				h.Run(t)
+				h.WaitAttached(t, 30*time.Second)
+				attach := h.Programs.List()[0].Attach
+				assert.Equal(t, "iter:count_uninterruptible", attach)
+			}
+			before := values(h.Update(t))["nr_uninterruptible"]
 
-	const writers = 5
-	fs.StartWriters(writers)
-	during := values(h.Update(t))["nr_uninterruptible"]
-	// Other tasks on the host may enter or leave D meanwhile; ours are pinned there.
-	assert.GreaterOrEqual(t, during, before+writers-1)
-	assert.GreaterOrEqual(t, during, float64(writers))
+			const writers = 5
+			fs.StartWriters(writers)
+			during := values(h.Update(t))["nr_uninterruptible"]
+			// Other tasks on the host may enter or leave D meanwhile; ours are pinned there.
+			assert.GreaterOrEqual(t, during, before+writers-1)
+			assert.GreaterOrEqual(t, during, float64(writers))
+			if path == "task iterator" {
+				// The same figure read independently, from every thread's
+				// /proc stat file, around the iterator's reading.
+				p1, err := tasks.CountUninterruptible()
+				require.NoError(t, err)
+				it := values(h.Update(t))["nr_uninterruptible"]
+				p2, err := tasks.CountUninterruptible()
+				require.NoError(t, err)
+				assert.InDelta(t, float64(p1+p2)/2, it, 2+math.Abs(float64(p1-p2))/2, "iterator %v, /proc %d and %d", it, p1, p2)
+			}
 
-	fs.Thaw()
-	require.Eventually(t, func() bool {
-		return values(h.Update(t))["nr_uninterruptible"] < during-writers+1
-	}, 10*time.Second, 50*time.Millisecond, "the writers left D state after the thaw")
+			fs.Thaw()
+			require.Eventually(t, func() bool {
+				return values(h.Update(t))["nr_uninterruptible"] < during-writers+1
+			}, 10*time.Second, 50*time.Millisecond, "the writers left D state after the thaw")
+		})
+	}
 }
 
 func TestScanThreadsOff(t *testing.T) {
@@ -71,4 +98,28 @@ func readFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// BenchmarkCountUninterruptible compares, side by side, one count of the
+// D-state threads through the task iterator and through the /proc scan.
+func BenchmarkCountUninterruptible(b *testing.B) {
+	testenv.RequireRoot(b, "loading the BPF task iterator")
+	h := tracingtest.New(b, "loadavg", nil)
+	h.Run(b)
+	h.WaitAttached(b, 30*time.Second)
+	c := h.Attr.TracingData.(*loadavgCollector)
+	b.Run("task iterator", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.countUninterruptible(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("/proc scan", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := tasks.CountUninterruptible(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
