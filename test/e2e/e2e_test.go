@@ -4,12 +4,8 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -61,24 +57,24 @@ func TestDistribution(t *testing.T) {
 	out := dir // the file exporters write events.jsonl and metrics.jsonl here
 	promAddr := freeLoopbackAddr(t)
 	healthAddr := freeLoopbackAddr(t)
-	col := startCollector(t, bin, dir,
+	col := testenv.StartCollector(t, bin, testenv.CollectorOptions{WorkDir: dir, LogPath: filepath.Join(dir, "collector.log"), TailLines: 80, Args: []string{
 		"--config", filepath.Join(root, "distribution", "config.yaml"),
 		"--set=receivers::kernel::collection_interval=1s",
 		"--set=receivers::kernel::netdev::enabled=true",
-		"--set=exporters::file/events::path="+filepath.Join(out, "events.jsonl"),
-		"--set=exporters::file/metrics::path="+filepath.Join(out, "metrics.jsonl"),
-		"--set=exporters::prometheus::endpoint="+promAddr,
-		"--set=extensions::health_check::endpoint="+healthAddr,
+		"--set=exporters::file/events::path=" + filepath.Join(out, "events.jsonl"),
+		"--set=exporters::file/metrics::path=" + filepath.Join(out, "metrics.jsonl"),
+		"--set=exporters::prometheus::endpoint=" + promAddr,
+		"--set=extensions::health_check::endpoint=" + healthAddr,
 		"--set=service::telemetry::metrics::level=none",
-	)
+	}})
 
-	col.waitUntil(t, "the health check reports the collector available", func() (bool, string) {
+	col.WaitUntil(t, "the health check reports the collector available", waitFor, func() (bool, string) {
 		body, err := get("http://" + healthAddr + "/")
 		return err == nil && strings.Contains(body, "Server available"), fmt.Sprint(body, err)
 	})
 
 	t.Run("prometheus", func(t *testing.T) {
-		col.waitUntil(t, "Prometheus serves "+promMetricName, func() (bool, string) {
+		col.WaitUntil(t, "Prometheus serves "+promMetricName, waitFor, func() (bool, string) {
 			body, err := get("http://" + promAddr + "/metrics")
 			if err != nil {
 				return false, err.Error()
@@ -99,15 +95,13 @@ func TestDistribution(t *testing.T) {
 	})
 
 	t.Run("file_metrics", func(t *testing.T) {
-		col.waitUntil(t, "the file exporter writes "+metricName, func() (bool, string) {
+		col.WaitUntil(t, "the file exporter writes "+metricName, waitFor, func() (bool, string) {
 			metrics, _, err := readOutput(out)
 			if err != nil {
 				return false, err.Error()
 			}
-			for _, md := range metrics {
-				if hasMetric(md, metricName) {
-					return true, ""
-				}
+			if len(testenv.NumberPoints(metrics, metricName, nil)) > 0 {
+				return true, ""
 			}
 			return false, fmt.Sprintf("%d resourceMetrics lines, none with %s", len(metrics), metricName)
 		})
@@ -198,7 +192,7 @@ func TestDistribution(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid := strconv.Itoa(testenv.RunMemoryHog(t, cg.Dirs...))
-		col.waitUntil(t, "a kernel.oom.kill record for pid "+pid, func() (bool, string) {
+		col.WaitUntil(t, "a kernel.oom.kill record for pid "+pid, waitFor, func() (bool, string) {
 			_, logs, err := readOutput(out)
 			if err != nil {
 				return false, err.Error()
@@ -225,7 +219,7 @@ func TestDistribution(t *testing.T) {
 		testenv.Sysctl(t, "kernel/hung_task_warnings", "10")
 		fs := testenv.NewFrozenFS(t)
 		pid := strconv.Itoa(fs.StartWriters(1)[0])
-		col.waitUntil(t, "a kernel.task.hung record for pid "+pid, func() (bool, string) {
+		col.WaitUntil(t, "a kernel.task.hung record for pid "+pid, waitFor, func() (bool, string) {
 			_, logs, err := readOutput(out)
 			if err != nil {
 				return false, err.Error()
@@ -237,7 +231,7 @@ func TestDistribution(t *testing.T) {
 
 	// The link is gone before the collector stops (Cleanup of the subtest).
 	t.Run("shutdown", func(t *testing.T) {
-		code, err := col.stop(20 * time.Second)
+		_, code, err := col.Stop(syscall.SIGTERM, 20*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,148 +254,30 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-type collector struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // of Wait, once done is closed
-}
-
-// startCollector runs bin in dir with its output in dir/collector.log, which
-// is logged if the test fails. It is killed at the end of the test if it still runs.
-func startCollector(t *testing.T, bin, dir string, args ...string) *collector {
-	t.Helper()
-	logPath := filepath.Join(dir, "collector.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		logFile.Close()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-c.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("collector log (%s), last lines:\n%s", strings.Join(args, " "), tail(string(b), 80))
-		}
-	})
-	return c
-}
-
-// stop sends SIGTERM and returns the exit status.
-func (c *collector) stop(timeout time.Duration) (int, error) {
-	select {
-	case <-c.done:
-		return c.cmd.ProcessState.ExitCode(), fmt.Errorf("collector had already exited: %v", c.err)
-	default:
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return -1, err
-	}
-	select {
-	case <-c.done:
-		return c.cmd.ProcessState.ExitCode(), nil
-	case <-time.After(timeout):
-		return -1, fmt.Errorf("collector still running %s after SIGTERM", timeout)
-	}
-}
-
-// readOutput parses the file exporter's JSON lines (one OTLP batch each).
-// A last line still being written is ignored.
-// readOutput reads what both file exporters wrote into dir.
+// readOutput reads what both file exporters wrote into dir so far.
 func readOutput(dir string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
-	for _, name := range []string{"events.jsonl", "metrics.jsonl"} {
-		m, l, err := readFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, nil, err
-		}
-		metrics, logs = append(metrics, m...), append(logs, l...)
-	}
-	return metrics, logs, nil
-}
-
-func readFile(path string) (metrics []pmetric.Metrics, logs []plog.Logs, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	} else if err != nil {
+	if metrics, err = testenv.ReadMetricsFile(filepath.Join(dir, "metrics.jsonl")); err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	for {
-		line, err := r.ReadBytes('\n')
-		if err == io.EOF {
-			return metrics, logs, nil
-		} else if err != nil {
-			return nil, nil, err
-		}
-		switch {
-		case bytes.HasPrefix(line, []byte(`{"resourceMetrics"`)):
-			md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(line)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", path, err)
-			}
-			metrics = append(metrics, md)
-		case bytes.HasPrefix(line, []byte(`{"resourceLogs"`)):
-			ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", path, err)
-			}
-			logs = append(logs, ld)
-		}
+	if logs, err = testenv.ReadLogsFile(filepath.Join(dir, "events.jsonl")); err != nil {
+		return nil, nil, err
 	}
-}
-
-func hasMetric(md pmetric.Metrics, name string) bool {
-	for _, rm := range md.ResourceMetrics().All() {
-		for _, sm := range rm.ScopeMetrics().All() {
-			for _, m := range sm.Metrics().All() {
-				if m.Name() == name {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return metrics, logs, nil
 }
 
 // linkEvents returns the `change` attribute of every kernel.netdev record
 // about ifname ("?" when it has none).
 func linkEvents(logs []plog.Logs, ifname string) []string {
 	var changes []string
-	for _, ld := range logs {
-		for _, rl := range ld.ResourceLogs().All() {
-			for _, sl := range rl.ScopeLogs().All() {
-				for _, lr := range sl.LogRecords().All() {
-					if lr.EventName() != eventName {
-						continue
-					}
-					if v, ok := lr.Attributes().Get("network.interface.name"); !ok || v.AsString() != ifname {
-						continue
-					}
-					change := "?"
-					if v, ok := lr.Attributes().Get("kernel.link.change_type"); ok {
-						change = v.AsString()
-					}
-					changes = append(changes, change)
-				}
-			}
+	for _, lr := range testenv.Records(logs, eventName) {
+		if v, ok := lr.Attributes().Get("network.interface.name"); !ok || v.AsString() != ifname {
+			continue
 		}
+		change := "?"
+		if v, ok := lr.Attributes().Get("kernel.link.change_type"); ok {
+			change = v.AsString()
+		}
+		changes = append(changes, change)
 	}
 	return changes
 }
@@ -410,18 +286,9 @@ func linkEvents(logs []plog.Logs, ifname string) []string {
 // attribute key has the string form value.
 func eventsWith(logs []plog.Logs, event, key, value string) []map[string]any {
 	var out []map[string]any
-	for _, ld := range logs {
-		for _, rl := range ld.ResourceLogs().All() {
-			for _, sl := range rl.ScopeLogs().All() {
-				for _, lr := range sl.LogRecords().All() {
-					if lr.EventName() != event {
-						continue
-					}
-					if v, ok := lr.Attributes().Get(key); ok && v.AsString() == value {
-						out = append(out, lr.Attributes().AsRaw())
-					}
-				}
-			}
+	for _, lr := range testenv.Records(logs, event) {
+		if testenv.AttributesMatch(lr.Attributes(), map[string]string{key: value}) {
+			out = append(out, lr.Attributes().AsRaw())
 		}
 	}
 	return out
@@ -430,15 +297,9 @@ func eventsWith(logs []plog.Logs, event, key, value string) []map[string]any {
 // resourceOf returns the Resource attributes of the first record of event
 // whose attribute key is value.
 func resourceOf(logs []plog.Logs, event, key, value string) map[string]any {
-	for _, ld := range logs {
-		for _, rl := range ld.ResourceLogs().All() {
-			for _, sl := range rl.ScopeLogs().All() {
-				for _, lr := range sl.LogRecords().All() {
-					if v, ok := lr.Attributes().Get(key); ok && lr.EventName() == event && v.AsString() == value {
-						return rl.Resource().Attributes().AsRaw()
-					}
-				}
-			}
+	for _, lr := range testenv.Records(logs, event) {
+		if testenv.AttributesMatch(lr.Attributes(), map[string]string{key: value}) {
+			return lr.Resource.Attributes().AsRaw()
 		}
 	}
 	return nil
@@ -463,30 +324,6 @@ func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after waitFor or as
-// soon as the collector exits.
-func (c *collector) waitUntil(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		select {
-		case <-c.done:
-			t.Fatalf("the collector exited (%v) while waiting until %s", c.err, what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s; last state: %s", waitFor, what, last)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -515,12 +352,4 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

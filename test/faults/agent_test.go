@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -96,32 +95,11 @@ func freePort(t *testing.T, network string) int {
 	}
 }
 
-// syncBuffer collects a process's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // agent is one running otelcol-kernel.
 type agent struct {
+	*testenv.Collector
 	t       *testing.T
 	dir     string
-	cmd     *exec.Cmd
-	log     *syncBuffer
-	exited  chan struct{}
-	waitErr error
 	telPort int // the collector's own telemetry (Prometheus, pull)
 }
 
@@ -210,91 +188,39 @@ func startAgent(t *testing.T, cfg agentConfig, modify ...func(*exec.Cmd)) *agent
 	t.Helper()
 	bin := distribution(t)
 	dir := newDir(t)
-	a := &agent{t: t, dir: dir, log: &syncBuffer{}, exited: make(chan struct{}), telPort: freePort(t, "tcp")}
+	a := &agent{t: t, dir: dir, telPort: freePort(t, "tcp")}
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg.render(dir, a.telPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a.cmd = exec.Command(bin, "--config", path)
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	for _, m := range modify {
-		m(a.cmd)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.waitErr = a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-a.exited:
-		default:
-			_ = a.cmd.Process.Kill()
-			<-a.exited
-		}
-		if t.Failed() {
-			t.Logf("agent log (last 60 lines):\n%s", tail(a.log.String(), 60))
-		}
+	a.Collector = testenv.StartCollector(t, bin, testenv.CollectorOptions{
+		Args: []string{"--config", path},
+		Prepare: func(cmd *exec.Cmd) {
+			for _, m := range modify {
+				m(cmd)
+			}
+		},
+		Poll:      100 * time.Millisecond,
+		TailLines: 60,
 	})
 	return a
-}
-
-// tail is the last n lines of s, each cut to 400 bytes (the exporters log
-// stack traces).
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	lines = lines[max(0, len(lines)-n):]
-	for i, l := range lines {
-		if len(l) > 400 {
-			lines[i] = l[:400] + "…"
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (a *agent) pid() int { return a.cmd.Process.Pid }
-
-func (a *agent) running() bool {
-	select {
-	case <-a.exited:
-		return false
-	default:
-		return true
-	}
 }
 
 // stop sends sig and returns how long the process took to exit (failing
 // the test past limit).
 func (a *agent) stop(sig syscall.Signal, limit time.Duration) time.Duration {
 	a.t.Helper()
-	start := time.Now()
-	if err := a.cmd.Process.Signal(sig); err != nil {
+	took, _, err := a.Stop(sig, limit)
+	if err != nil {
 		a.t.Fatal(err)
 	}
-	select {
-	case <-a.exited:
-		return time.Since(start)
-	case <-time.After(limit):
-		a.t.Fatalf("the agent did not exit within %v of %v", limit, sig)
-		return 0
-	}
+	return took
 }
 
 // waitUntil polls cond until it holds or timeout passes.
 func (a *agent) waitUntil(what string, timeout time.Duration, cond func() (bool, string)) {
 	a.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		if !a.running() {
-			a.t.Fatalf("the agent exited (%v) while waiting until %s", a.waitErr, what)
-		}
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	a.t.Fatalf("not within %v: %s (last: %s)", timeout, what, last)
+	a.WaitUntil(a.t, what, timeout, cond)
 }
 
 // waitActive waits until the named collector reports active = want.
@@ -308,38 +234,22 @@ func (a *agent) waitActive(collector string, want float64) {
 
 // metrics reads every batch metrics.jsonl holds so far.
 func (a *agent) metrics() []pmetric.Metrics {
-	return readLines(a.t, filepath.Join(a.dir, "metrics.jsonl"), func(b []byte) (pmetric.Metrics, error) {
-		return (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(b)
-	})
+	a.t.Helper()
+	md, err := testenv.ReadMetricsFile(filepath.Join(a.dir, "metrics.jsonl"))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return md
 }
 
 // logs reads every batch events.jsonl holds so far.
 func (a *agent) logs() []plog.Logs {
-	return readLines(a.t, filepath.Join(a.dir, "events.jsonl"), func(b []byte) (plog.Logs, error) {
-		return (&plog.JSONUnmarshaler{}).UnmarshalLogs(b)
-	})
-}
-
-func readLines[T any](t *testing.T, path string, parse func([]byte) (T, error)) []T {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
+	a.t.Helper()
+	ld, err := testenv.ReadLogsFile(filepath.Join(a.dir, "events.jsonl"))
 	if err != nil {
-		t.Fatal(err)
+		a.t.Fatal(err)
 	}
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	for sc.Scan() {
-		v, err := parse(sc.Bytes())
-		if err != nil {
-			continue // a line being written
-		}
-		out = append(out, v)
-	}
-	return out
+	return ld
 }
 
 // metric is the latest value of the point named name whose attributes
@@ -349,49 +259,15 @@ func (a *agent) metric(name string, want map[string]string) (float64, bool) {
 }
 
 func (a *agent) scopedMetric(scope, name string, want map[string]string) (float64, bool) {
-	var v float64
-	found := false
-	for _, md := range a.metrics() {
-		for _, rm := range md.ResourceMetrics().All() {
-			for _, sm := range rm.ScopeMetrics().All() {
-				if scope != "" {
-					id, _ := sm.Scope().Attributes().Get(scopeIDAttr)
-					if id.Str() != scope {
-						continue
-					}
-				}
-				for _, m := range sm.Metrics().All() {
-					if m.Name() != name {
-						continue
-					}
-					var dps pmetric.NumberDataPointSlice
-					switch m.Type() {
-					case pmetric.MetricTypeGauge:
-						dps = m.Gauge().DataPoints()
-					case pmetric.MetricTypeSum:
-						dps = m.Sum().DataPoints()
-					default:
-						continue
-					}
-					for _, dp := range dps.All() {
-						if matches(dp.Attributes().AsRaw(), want) {
-							v, found = dp.DoubleValue(), true
-						}
-					}
-				}
-			}
-		}
+	var scopeWant map[string]string
+	if scope != "" {
+		scopeWant = map[string]string{scopeIDAttr: scope}
 	}
-	return v, found
-}
-
-func matches(attrs map[string]any, want map[string]string) bool {
-	for k, w := range want {
-		if fmt.Sprint(attrs[k]) != w {
-			return false
-		}
+	points := testenv.ScopedNumberPoints(a.metrics(), scopeWant, name, want)
+	if len(points) == 0 {
+		return 0, false
 	}
-	return true
+	return testenv.PointValue(points[len(points)-1]), true
 }
 
 // settled waits until the named points stop changing (two reads a second

@@ -95,10 +95,10 @@ func TestShutdownIsBoundedWithABlockingPipeline(t *testing.T) {
 	if took > shutdownBound+2*time.Second {
 		t.Errorf("shutdown took %v, beyond the %v bound", took, shutdownBound)
 	}
-	if !strings.Contains(a.log.String(), "kernel events not delivered at shutdown") {
+	if !strings.Contains(a.Log(), "kernel events not delivered at shutdown") {
 		t.Errorf("the undelivered events were not reported")
 	}
-	for _, line := range strings.Split(a.log.String(), "\n") {
+	for _, line := range strings.Split(a.Log(), "\n") {
 		if strings.Contains(line, "not delivered at shutdown") {
 			t.Logf("figure: %s", line)
 			break
@@ -335,7 +335,7 @@ func TestStartStopAndKillLeaveNoBPFObject(t *testing.T) {
 				a.waitActive(c, 1)
 			}
 			a.waitDropwatch(port)
-			held := bpfObjects(t, a.pid())
+			held := bpfObjects(t, a.Pid())
 			if len(held) == 0 {
 				t.Fatal("the agent holds no BPF object: nothing to check")
 			}
@@ -379,7 +379,7 @@ func TestTwoAgentsOnOneHost(t *testing.T) {
 		if got["drops"] < 5000 {
 			t.Errorf("agent %s counted %.0f drops of 5000", name, got["drops"])
 		}
-		if strings.Contains(ag.log.String(), "Wrong sender portid") {
+		if strings.Contains(ag.Log(), "Wrong sender portid") {
 			t.Errorf("agent %s logged another agent's netlink request", name)
 		}
 	}
@@ -474,7 +474,7 @@ func TestMissingPrivileges(t *testing.T) {
 				}
 			}
 			var reasons []string
-			for _, line := range strings.Split(a.log.String(), "\n") {
+			for _, line := range strings.Split(a.Log(), "\n") {
 				var entry struct {
 					Msg, Collector, Error string
 				}
@@ -509,20 +509,13 @@ func TestInvalidUTF8CommReachesNoOutput(t *testing.T) {
 	want := "bad\uFFFD\uFFFDcomm\uFFFD"
 	a.waitUntil("the named thread's drops are in events.jsonl", 20*time.Second, func() (bool, string) {
 		n := 0
-		for _, ld := range a.logs() {
-			for _, rl := range ld.ResourceLogs().All() {
-				for _, sl := range rl.ScopeLogs().All() {
-					for _, lr := range sl.LogRecords().All() {
-						id, _ := lr.Attributes().Get("thread.id")
-						if lr.EventName() == eventDrop && id.Int() == int64(tid) {
-							name, _ := lr.Attributes().Get("thread.name")
-							if name.Str() != want {
-								t.Fatalf("thread.name = %q, want %q", name.Str(), want)
-							}
-							n++
-						}
-					}
+		for _, lr := range testenv.Records(a.logs(), eventDrop) {
+			if id, _ := lr.Attributes().Get("thread.id"); id.Int() == int64(tid) {
+				name, _ := lr.Attributes().Get("thread.name")
+				if name.Str() != want {
+					t.Fatalf("thread.name = %q, want %q", name.Str(), want)
 				}
+				n++
 			}
 		}
 		return n >= 3, fmt.Sprint(n, " events")
