@@ -2,6 +2,7 @@ package ksym
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -107,4 +108,30 @@ func BenchmarkLoad(b *testing.B) {
 func TestBadAddress(t *testing.T) {
 	_, err := Parse(strings.NewReader("ffffffff8100zz00 T f\n"))
 	assert.ErrorContains(t, err, `bad address "ffffffff8100zz00"`)
+}
+
+// TestSymbolizeAgreesWithTheTable: the one-pass lookup gives what a whole
+// table read from the same kernel gives, for addresses inside, at the start
+// of and below kernel functions.
+func TestSymbolizeAgreesWithTheTable(t *testing.T) {
+	table, err := Load()
+	if errors.Is(err, ErrHidden) || errors.Is(err, os.ErrPermission) {
+		t.Skip("needs CAP_SYSLOG to read kernel symbol addresses")
+	}
+	require.NoError(t, err)
+	require.Greater(t, table.Len(), 1000)
+	addrs := []uint64{1}
+	for _, i := range []int{0, table.Len() / 3, table.Len() / 2, table.Len() - 2} {
+		addrs = append(addrs, table.addrs[i], table.addrs[i]+0x10)
+	}
+	got, err := Symbolize(addrs)
+	require.NoError(t, err)
+	for _, addr := range addrs {
+		want := table.Symbolize(addr)
+		if strings.HasPrefix(want, "0x") {
+			assert.NotContains(t, got, addr, "%#x is below every symbol", addr)
+			continue
+		}
+		assert.Equal(t, want, got[addr], "%#x", addr)
+	}
 }

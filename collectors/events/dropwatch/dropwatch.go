@@ -171,8 +171,15 @@ type dropwatchCollector struct {
 	containers *container.Resolver
 
 	reasons atomic.Pointer[map[uint64]string] // this kernel's reason names; read by Update too
-	syms    *ksym.Table                       // set by Start with kernel_stack, else on the first event
-	symsErr error                             // why there is no table, once asked
+	syms    *ksym.Table                       // set by Start with kernel_stack, or once locations are too many for lookups
+	symsErr error                             // why symbols cannot be read, once asked
+	// locations caches the drop locations already symbolized one by one
+	// (ksym.Symbolize). Packets are dropped at a few dozen places in
+	// practice, so a drop location costs one pass over /proc/kallsyms the
+	// first time and nothing kept but its name; past maxLookups distinct
+	// locations the whole table is loaded instead. Only the event goroutine
+	// touches it.
+	locations map[uint64]string
 
 	mu       sync.Mutex
 	drops    map[uint32]uint64 // by reason code, from the kernel's counts
@@ -283,16 +290,56 @@ func (c *dropwatchCollector) decode(ev *bpfDropEvent) *dropEvent {
 		e.Source = netip.AddrFrom16(ev.Saddr).String()
 		e.Destination = netip.AddrFrom16(ev.Daddr).String()
 	}
-	if syms := c.symbols(); syms != nil {
-		e.Location = syms.Symbolize(ev.Location)
-		if c.cfg.KernelStack && ev.StackBytes > 0 {
-			e.Stack = strings.Join(trimProbeFrames(syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))]), "\n")
+	if c.cfg.KernelStack {
+		if syms := c.symbols(); syms != nil {
+			e.Location = syms.Symbolize(ev.Location)
+			if ev.StackBytes > 0 {
+				e.Stack = strings.Join(trimProbeFrames(syms, ev.Stack[:min(int(ev.StackBytes)/8, len(ev.Stack))]), "\n")
+			}
 		}
+	} else if loc, ok := c.location(ev.Location); ok {
+		e.Location = loc
 	}
 	if fn, _, ok := strings.Cut(e.Location, "+"); ok && !strings.HasPrefix(e.Location, "0x") {
 		e.Function = fn
 	}
 	return e
+}
+
+// maxLookups is how many distinct drop locations are symbolized one pass
+// over kallsyms each before the whole table is loaded (about 4 MiB kept):
+// a handful of passes cost less than keeping the table, dozens do not.
+const maxLookups = 16
+
+// location symbolizes a drop location without kernel_stack.
+func (c *dropwatchCollector) location(addr uint64) (string, bool) {
+	if name, ok := c.locations[addr]; ok {
+		return name, true
+	}
+	if c.syms != nil || len(c.locations) >= maxLookups {
+		if syms := c.symbols(); syms != nil {
+			return syms.Symbolize(addr), true
+		}
+		return "", false
+	}
+	if c.symsErr != nil {
+		return "", false
+	}
+	names, err := ksym.Symbolize([]uint64{addr})
+	if err != nil {
+		c.symsErr = err
+		c.logger.Info("drop locations will be addresses", zap.Error(err))
+		return "", false
+	}
+	if c.locations == nil {
+		c.locations = map[uint64]string{}
+	}
+	name, ok := names[addr]
+	if !ok {
+		name = "0x" + strconv.FormatUint(addr, 16)
+	}
+	c.locations[addr] = name
+	return name, true
 }
 
 // symbols is the process's kernel symbol table, read on the first drop

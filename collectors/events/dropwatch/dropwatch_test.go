@@ -310,6 +310,13 @@ func TestEveryReasonStartsAtZero(t *testing.T) {
 		}
 	}
 	assert.NotContains(t, got, "MAX", "the enum's bound is not a reason")
+	// Without kernel_stack the location is symbolized by one pass over
+	// kallsyms (no table kept), as with it.
+	for _, e := range h.Events(t) {
+		assert.Regexp(t, `^[a-z_0-9.]+\+0x[0-9a-f]+$`, e.Attr("kernel.drop.location"))
+		assert.NotEmpty(t, e.Attr("code.function.name"))
+	}
+	assert.Nil(t, h.Attr.TracingData.(*dropwatchCollector).syms, "no symbol table kept for a few locations")
 
 	h = start(t, &Config{Protocol: "udp", Port: port, AllReasons: false}, bpf.Options{})
 	got = waitDrops(t, h, "NO_SOCKET", 1)
