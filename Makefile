@@ -32,6 +32,7 @@ help:
 	@echo 'make fuzz      each Go fuzz target for FUZZTIME ($(FUZZTIME)) beyond its committed seeds (testdata/fuzz)'
 	@echo 'make build     build $(BINARY) with ocb (first time: several minutes)'
 	@echo 'make validate  otelcol-kernel validate on both distribution configs'
+	@echo 'make race      go test -race on the receiver, storage, tracing and metric packages'
 	@echo 'make lint      go vet, gofmt, and the non-Linux build of the receiver'
 	@echo 'make generate  go generate (bpf2go, mdatagen for the receiver metadata), then docs; also in $(EXAMPLES)'
 	@echo 'make docs      regenerate receiver/kernelreceiver/documentation.md'
@@ -114,6 +115,11 @@ test: deps
 	  (cd test/k8s && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; \
 	  (cd $(EXAMPLES) && go test -json -count=1 -timeout 30m ./... 2>&1) || rc=$$?; exit $$rc; } | $(TOOLS)/testsummary || status=$$?; \
 	if [ -n "$$mounted" ]; then umount /sys/kernel/tracing; fi; exit $$status
+
+# The race detector over the packages where events and metrics cross goroutines: the receiver (its pipelines,
+# shutdown and telemetry), the event sink, the framework and the metric builder.
+race:
+	go test -race -count=1 ./receiver/kernelreceiver/ ./pkg/storage/ ./pkg/tracing/... ./pkg/metric/
 
 # The kernel-facing test packages on Debian's 6.1 and 6.12 cloud kernels (which have the kprobes and fentry this
 # machine lacks), each booted under QEMU with the test binary in its initramfs, and on this machine; writes
