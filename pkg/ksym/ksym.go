@@ -54,10 +54,7 @@ func Shared() (*Table, error) {
 
 // Load reads /proc/kallsyms.
 func Load() (*Table, error) {
-	f, err := os.Open("/proc/kallsyms")
-	if errors.Is(err, os.ErrPermission) {
-		return nil, tracing.NotPermitted("%v", err)
-	}
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}
@@ -65,11 +62,50 @@ func Load() (*Table, error) {
 	return Parse(f)
 }
 
+// open opens /proc/kallsyms; a permission error is tracing.ErrNotPermitted.
+func open() (*os.File, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if errors.Is(err, os.ErrPermission) {
+		return nil, tracing.NotPermitted("%v", err)
+	}
+	return f, err
+}
+
 // Parse reads a kallsyms listing: "ADDRESS TYPE NAME [MODULE]" per line.
 func Parse(r io.Reader) (*Table, error) {
 	t := &Table{}
-	nonZero := false
 	sorted := true
+	err := scan(r, func(addr uint64, name, module []byte) {
+		if n := len(t.addrs); n > 0 && addr < t.addrs[n-1] {
+			sorted = false
+		}
+		t.addrs = append(t.addrs, addr)
+		t.names = append(t.names, name...)
+		if len(module) > 0 { // a module symbol: "name [module]"
+			t.names = append(t.names, ' ')
+			t.names = append(t.names, module...)
+		}
+		t.ends = append(t.ends, uint32(len(t.names)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !sorted {
+		t.sort()
+	}
+	// Give back what growing the slices over-allocated.
+	t.addrs = append([]uint64(nil), t.addrs...)
+	t.ends = append([]uint32(nil), t.ends...)
+	t.names = append([]byte(nil), t.names...)
+	return t, nil
+}
+
+// scan calls each for every text (and weak text) symbol of a kallsyms
+// listing, in file order. name and module point into the reader's buffer:
+// each copies what it keeps. A listing whose addresses are all zero
+// (kptr_restrict) is ErrHidden.
+func scan(r io.Reader, each func(addr uint64, name, module []byte)) error {
+	symbols, nonZero := false, false
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -81,28 +117,31 @@ func Parse(r io.Reader) (*Table, error) {
 			continue
 		}
 		if len(line) > 0 {
-			if perr := t.addLine(line, &nonZero, &sorted); perr != nil {
-				return nil, perr
+			addrText, rest := field(bytes.TrimRight(line, "\r\n"))
+			typ, rest := field(rest)
+			name, rest := field(rest)
+			if len(name) > 0 && len(typ) == 1 && (typ[0] == 't' || typ[0] == 'T' || typ[0] == 'w' || typ[0] == 'W') {
+				addr, ok := parseHex(addrText)
+				if !ok {
+					return fmt.Errorf("kallsyms: bad address %q", addrText)
+				}
+				symbols = true
+				nonZero = nonZero || addr != 0
+				module, _ := field(rest)
+				each(addr, name, module)
 			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if t.Len() > 0 && !nonZero {
-		return nil, ErrHidden
+	if symbols && !nonZero {
+		return ErrHidden
 	}
-	if !sorted {
-		t.sort()
-	}
-	// Give back what growing the slices over-allocated.
-	t.addrs = append([]uint64(nil), t.addrs...)
-	t.ends = append([]uint32(nil), t.ends...)
-	t.names = append([]byte(nil), t.names...)
-	return t, nil
+	return nil
 }
 
 // field cuts the first space- or tab-separated field off s.
@@ -117,39 +156,6 @@ func field(s []byte) (f, rest []byte) {
 		return s, nil
 	}
 	return s[:j], s[j:]
-}
-
-func (t *Table) addLine(line []byte, nonZero, sorted *bool) error {
-	line = bytes.TrimRight(line, "\r\n")
-	addrText, rest := field(line)
-	typ, rest := field(rest)
-	name, rest := field(rest)
-	if len(name) == 0 || len(typ) != 1 {
-		return nil
-	}
-	switch typ[0] {
-	case 't', 'T', 'w', 'W': // text (and weak text) symbols
-	default:
-		return nil
-	}
-	addr, ok := parseHex(addrText)
-	if !ok {
-		return fmt.Errorf("kallsyms: bad address %q", addrText)
-	}
-	if addr != 0 {
-		*nonZero = true
-	}
-	if n := len(t.addrs); n > 0 && addr < t.addrs[n-1] {
-		*sorted = false
-	}
-	t.addrs = append(t.addrs, addr)
-	t.names = append(t.names, name...)
-	if module, _ := field(rest); len(module) > 0 { // a module symbol: "name [module]"
-		t.names = append(t.names, ' ')
-		t.names = append(t.names, module...)
-	}
-	t.ends = append(t.ends, uint32(len(t.names)))
-	return nil
 }
 
 // parseHex is strconv.ParseUint(s, 16, 64) without converting to a string
@@ -265,10 +271,7 @@ func (t *Table) Stack(addrs []uint64) []string {
 // kept for good: the choice for a collector that meets the same few
 // addresses again and again, such as drop locations.
 func Symbolize(addrs []uint64) (map[uint64]string, error) {
-	f, err := os.Open("/proc/kallsyms")
-	if errors.Is(err, os.ErrPermission) {
-		return nil, tracing.NotPermitted("%v", err)
-	}
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}
@@ -282,48 +285,19 @@ func symbolize(r io.Reader, addrs []uint64) (map[uint64]string, error) {
 		name []byte
 	}
 	found := make([]best, len(addrs))
-	nonZero, any := false, false
-	br := bufio.NewReaderSize(r, 64*1024)
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			for err == bufio.ErrBufferFull {
-				_, err = br.ReadSlice('\n')
-			}
-			continue
-		}
-		if len(line) > 0 {
-			addrText, rest := field(bytes.TrimRight(line, "\r\n"))
-			typ, rest := field(rest)
-			name, rest := field(rest)
-			if len(name) > 0 && len(typ) == 1 && (typ[0] == 't' || typ[0] == 'T' || typ[0] == 'w' || typ[0] == 'W') {
-				at, ok := parseHex(addrText)
-				if !ok {
-					return nil, fmt.Errorf("kallsyms: bad address %q", addrText)
+	err := scan(r, func(at uint64, name, module []byte) {
+		for i, addr := range addrs {
+			if at <= addr && (found[i].name == nil || at >= found[i].at) { // of aliases, the last, as Table does
+				n := append([]byte(nil), name...)
+				if len(module) > 0 {
+					n = append(append(n, ' '), module...)
 				}
-				any = true
-				nonZero = nonZero || at != 0
-				for i, addr := range addrs {
-					if at <= addr && (found[i].name == nil || at >= found[i].at) { // of aliases, the last, as Table does
-						// The name is in the reader's buffer: copy it.
-						n := append([]byte(nil), name...)
-						if module, _ := field(rest); len(module) > 0 {
-							n = append(append(n, ' '), module...)
-						}
-						found[i] = best{at, n}
-					}
-				}
+				found[i] = best{at, n}
 			}
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if any && !nonZero {
-		return nil, ErrHidden
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[uint64]string, len(addrs))
 	for i, addr := range addrs {
