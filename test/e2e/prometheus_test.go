@@ -11,12 +11,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otelcol-kernel/otelcol-kernel/pkg/testenv"
 )
 
 // promServer is a real Prometheus (Debian's prometheus package) scraping
-// one target every second, on loopback, with its data in a temp dir.
+// one target every second, on loopback, with its data in a temp dir. It runs
+// as a child of the test like the collector does (killed at the end, its
+// log printed on failure).
 type promServer struct {
 	addr string
+	proc *testenv.Collector
 }
 
 func startPrometheus(t *testing.T, target string) *promServer {
@@ -37,28 +42,17 @@ scrape_configs:
 `, target)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopbackAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	p := &promServer{addr: freeLoopbackAddr(t)}
+	p.proc = testenv.StartCollector(t, bin, testenv.CollectorOptions{
+		Args: []string{"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + p.addr, "--log.level=warn"},
+		Poll: 500 * time.Millisecond,
 	})
-	p := &promServer{addr: addr}
-	deadline := time.Now().Add(waitFor)
-	for {
-		if body, err := get("http://" + addr + "/-/ready"); err == nil && strings.Contains(body, "Ready") {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus on %s not ready within %s", addr, waitFor)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	p.proc.WaitUntil(t, "prometheus is ready on "+p.addr, waitFor, func() (bool, string) {
+		body, err := get("http://" + p.addr + "/-/ready")
+		return err == nil && strings.Contains(body, "Ready"), fmt.Sprint(body, err)
+	})
+	return p
 }
 
 // sample is one instant-vector element of a query.
@@ -108,7 +102,7 @@ func testIncreaseSeesTheFirstLinkChange(t *testing.T, promTarget string) {
 	series := fmt.Sprintf(`kernel_netdev_link_changes_total{network_interface_name=%q,kernel_link_change_type="admin_up"}`, ifname)
 
 	// Known at 0 before any change, for a few scrapes.
-	waitProm(t, "the new interface's admin_up series at 0", func() (bool, string) {
+	prom.proc.WaitUntil(t, "the new interface's admin_up series at 0", waitFor, func() (bool, string) {
 		got := prom.query(t, "count_over_time("+series+"[1m])", 0)
 		if len(got) == 1 && got[0].value() >= 3 {
 			now := prom.query(t, series, 0)
@@ -118,7 +112,7 @@ func testIncreaseSeesTheFirstLinkChange(t *testing.T, promTarget string) {
 	})
 	run(t, "ip", "link", "set", "dev", ifname, "up")
 	var lastScrape float64
-	waitProm(t, "the admin_up change scraped", func() (bool, string) {
+	prom.proc.WaitUntil(t, "the admin_up change scraped", waitFor, func() (bool, string) {
 		got := prom.query(t, series, 0)
 		if len(got) == 1 && got[0].value() == 1 {
 			// The time of that sample, not of the query.
@@ -137,19 +131,4 @@ func testIncreaseSeesTheFirstLinkChange(t *testing.T, promTarget string) {
 		t.Fatalf("increase(%s[2m]) = %v, want exactly 1", series, got)
 	}
 	t.Logf("increase over the window holding the first change: %v", got[0].value())
-}
-
-func waitProm(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: not within %s; last: %s", what, waitFor, last)
 }
