@@ -107,7 +107,7 @@ var (
 	// metricUnit is the UCUM subset the receiver uses: 1, base units,
 	// and {annotations}.
 	metricUnit = regexp.MustCompile(`^(1|s|By|Hz|\{[a-z][a-z0-9_.]*\})(/s)?$`)
-	// recordOnlyNamespaces hold identity: their attributes go on the
+	// resourceNamespaces hold identity: their attributes go on the
 	// Resource, never on a record (one Resource per container).
 	resourceNamespaces = []string{"host.", "os.", "k8s.", "container.", "service."}
 )
